@@ -1,0 +1,708 @@
+"""Exact per-layer and per-split payloads of a model, on meta tensors.
+
+How it works
+------------
+The model (a meta copy, never the caller's) runs once on a meta input, so
+every size is a Python int and 8K or 100x8K inputs cost what 224x224 costs.
+Three instruments watch that one forward pass:
+
+* forward pre/post hooks on every module keep the module stack and record
+  each *leaf* module call as a layer (a module called twice is two layers);
+* a ``TorchFunctionMode`` records every torch function called outside leaf
+  modules (``torch.cat``, ``+``, ``flatten``, ``x[..]``, in-place ``+=``) as a
+  layer of its own, named after the module whose ``forward`` called it;
+* a ``TorchDispatchMode`` counts multiply-accumulates of the aten ops
+  ``torch.utils.flop_counter`` knows (convolutions, matmuls, attention) and
+  charges them to the layer being executed (MACs = FLOPs / 2).
+
+Every tensor a layer produces is a *value* with a producer and its consumers
+(in-place ops make a new version of the tensor they modify). A split after
+layer *i* cuts every value produced at or before *i* and consumed after *i*
+(or returned by the model): that cut set is what crosses the network. Values
+that do not depend on the input (e.g. a class token expanded from a
+parameter) are left out of cut sets, since the far side can compute them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+
+from . import zoo
+from .dtypes import DTYPE_BITS, check_dtype, nbytes
+from .errors import ModelRejectsInput, PktcharError
+from .resolution import Resolution, parse_resolution
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Layer", "CutTensor", "Split", "Profile", "profile", "trace"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Result types
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One executed leaf module or functional op, in execution order."""
+
+    index: int
+    name: str
+    op: str
+    kind: str  # "input", "module" or "function"
+    shape: tuple[int, ...] | tuple[tuple[int, ...], ...]  # a tuple of shapes when it outputs several
+    elements: int
+    bytes: int
+    params: int
+    macs: int
+    inputs: tuple[str, ...]  # names of the layers whose outputs it reads
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        if self.shape and isinstance(self.shape[0], tuple):
+            return self.shape  # type: ignore[return-value]
+        return (self.shape,)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CutTensor:
+    """A tensor that crosses a split: who produced it, its shape and size."""
+
+    producer: str
+    shape: tuple[int, ...]
+    elements: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Split:
+    """Cutting the model after layer ``after``: the device runs everything up to it."""
+
+    index: int
+    after: str
+    tensors: tuple[CutTensor, ...]
+    elements: int
+    bytes: int
+    device_macs: int
+    device_params: int
+
+    @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [t.shape for t in self.tensors]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Exact sizes of a model at one input resolution and payload dtype."""
+
+    model: str
+    source: str
+    input_shape: tuple[int, ...]
+    resolution: str
+    dtype: str
+    bits: int
+    params: int
+    param_bytes: int
+    macs: int
+    layers: tuple[Layer, ...]
+    splits: tuple[Split, ...]
+    unused_params: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    # -- lookups ------------------------------------------------------------------------------
+    def split(self, name: str) -> Split:
+        """The split after the layer called ``name`` (``input`` = full offload)."""
+        for s in self.splits:
+            if s.after == name:
+                return s
+        from .errors import did_you_mean
+
+        raise PktcharError(f"{self.model} has no split point {name!r}.{did_you_mean(name, [s.after for s in self.splits])}")
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        from .errors import did_you_mean
+
+        raise PktcharError(f"{self.model} has no layer {name!r}.{did_you_mean(name, [x.name for x in self.layers])}")
+
+    @property
+    def min_split(self) -> Split:
+        return min(self.splits, key=lambda s: (s.bytes, s.index))
+
+    @property
+    def max_split(self) -> Split:
+        return max(self.splits, key=lambda s: (s.bytes, -s.index))
+
+    # -- export -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        d["layers"] = [_layer_dict(x) for x in self.layers]
+        d["splits"] = [
+            {
+                "index": s.index,
+                "after": s.after,
+                "tensors": [
+                    {"producer": t.producer, "shape": list(t.shape), "elements": t.elements, "bytes": t.bytes}
+                    for t in s.tensors
+                ],
+                "elements": s.elements,
+                "bytes": s.bytes,
+                "device_macs": s.device_macs,
+                "device_params": s.device_params,
+            }
+            for s in self.splits
+        ]
+        d["notes"] = list(self.notes)
+        return d
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def layers_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [_layer_dict(x) for x in self.layers]
+        for r in rows:
+            r["shape"] = _shape_str(r["shape"])
+            r["inputs"] = ",".join(r["inputs"])
+        return pd.DataFrame(rows).set_index("index")
+
+    def splits_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = [
+            {
+                "index": s.index,
+                "after": s.after,
+                "tensors": len(s.tensors),
+                "shapes": " + ".join(_shape_str(list(t.shape)) for t in s.tensors),
+                "elements": s.elements,
+                "bytes": s.bytes,
+                "device_macs": s.device_macs,
+                "device_params": s.device_params,
+            }
+            for s in self.splits
+        ]
+        return pd.DataFrame(rows).set_index("index")
+
+
+def _layer_dict(x: Layer) -> dict[str, Any]:
+    shape: Any = [list(s) for s in x.shape] if x.shape and isinstance(x.shape[0], tuple) else list(x.shape)
+    return {
+        "index": x.index,
+        "name": x.name,
+        "op": x.op,
+        "kind": x.kind,
+        "shape": shape,
+        "elements": x.elements,
+        "bytes": x.bytes,
+        "params": x.params,
+        "macs": x.macs,
+        "inputs": list(x.inputs),
+    }
+
+
+def _shape_str(shape: Any) -> str:
+    if shape and isinstance(shape[0], list | tuple):
+        return ", ".join(_shape_str(s) for s in shape)
+    return "x".join(str(d) for d in shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# The tracer
+
+
+@dataclass
+class _Value:
+    producer: int
+    shape: tuple[int, ...]
+    elements: int
+    native_bits: int | None  # None: a floating tensor, sized at the profile dtype
+    dynamic: bool  # depends on the model input
+    end: int = -1  # index of the last consumer; len(nodes) for model outputs
+
+
+@dataclass
+class _Node:
+    name: str
+    op: str
+    kind: str
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+    params: int = 0
+    flops: int = 0
+    dynamic: bool = False
+
+
+_INPLACE_DUNDERS = {
+    "__iadd__": "add_",
+    "__isub__": "sub_",
+    "__imul__": "mul_",
+    "__itruediv__": "div_",
+    "__ifloordiv__": "floor_divide_",
+    "__iand__": "and_",
+    "__ior__": "or_",
+    "__ixor__": "xor_",
+    "__setitem__": "setitem",
+}
+_SKIP_FUNCS = {"__get__", "__set__", "__repr__", "__format__", "__bool__", "__len__", "__iter__"}
+
+
+def _op_name(func: Any) -> str:
+    name = getattr(func, "__name__", None) or str(func)
+    if name in _INPLACE_DUNDERS:
+        return _INPLACE_DUNDERS[name]
+    if name.startswith("__r") and name.endswith("__") and len(name) > 5:
+        return name[3:-2]
+    if name.startswith("__") and name.endswith("__") and len(name) > 4:
+        return name[2:-2]
+    return name
+
+
+def _is_inplace(func: Any) -> bool:
+    name = getattr(func, "__name__", "")
+    return name in _INPLACE_DUNDERS or (name.endswith("_") and not name.endswith("__"))
+
+
+class _Tracer:
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.nodes: list[_Node] = []
+        self.values: list[_Value] = []
+        self.tensor_value: dict[int, int] = {}  # id(tensor) -> its current value
+        self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so ids are never reused
+        self.stack: list[tuple[str, nn.Module]] = []
+        self.leaf_depth = 0
+        self.current: _Node | None = None
+        self.busy = False
+        self.stray_flops = 0
+        self.names: Counter[str] = Counter()
+        self.param_numel: dict[int, int] = {}
+        self.attributed: set[int] = set()
+        self.param_of_module: dict[int, list[torch.Tensor]] = {}
+        self.module_name = {id(m): n for n, m in model.named_modules()}
+        for m in model.modules():
+            self.param_of_module[id(m)] = list(m.parameters(recurse=False))
+        for p in model.parameters():
+            self.param_numel[id(p)] = p.numel()
+
+    # -- naming -------------------------------------------------------------------------------
+    def unique(self, name: str) -> str:
+        self.names[name] += 1
+        k = self.names[name]
+        return name if k == 1 else f"{name}#{k}"
+
+    def parent_name(self) -> str:
+        for n, _ in reversed(self.stack):
+            if n:
+                return n
+        return ""
+
+    # -- values -------------------------------------------------------------------------------
+    def add_output(self, node_index: int, t: torch.Tensor, dynamic: bool) -> int:
+        bits = None if t.is_floating_point() or t.is_complex() else t.element_size() * 8
+        v = _Value(node_index, tuple(int(d) for d in t.shape), int(t.numel()), bits, dynamic)
+        self.values.append(v)
+        vid = len(self.values) - 1
+        self.tensor_value[id(t)] = vid
+        self.keep.append(t)
+        return vid
+
+    def consume(self, node: _Node, objs: Any) -> bool:
+        """Record the tensors in ``objs`` as ``node``'s inputs; True if any depends on the input."""
+        dynamic = False
+        leaves, _ = tree_flatten(objs)
+        for t in leaves:
+            if not isinstance(t, torch.Tensor):
+                continue
+            vid = self.tensor_value.get(id(t))
+            if vid is not None:
+                if vid not in node.inputs:
+                    node.inputs.append(vid)
+                dynamic = dynamic or self.values[vid].dynamic
+            elif id(t) in self.param_numel and id(t) not in self.attributed:
+                self.attributed.add(id(t))
+                node.params += self.param_numel[id(t)]
+        return dynamic
+
+    def commit(self, node: _Node, outputs: list[torch.Tensor], dynamic: bool) -> None:
+        index = len(self.nodes)
+        self.nodes.append(node)
+        for vid in node.inputs:
+            self.values[vid].end = index
+        for t in outputs:
+            node.outputs.append(self.add_output(index, t, dynamic))
+
+    # -- module hooks -------------------------------------------------------------------------
+    def pre_hook(self, module: nn.Module, args: Any, kwargs: Any) -> None:
+        self.busy = True
+        try:
+            name = self.module_name.get(id(module), type(module).__name__)
+            self.stack.append((name, module))
+            if next(module.children(), None) is None:  # a leaf
+                self.leaf_depth += 1
+                if self.leaf_depth == 1:
+                    node = _Node(self.unique(name or type(module).__name__), type(module).__name__, "module")
+                    node.dynamic = self.consume(node, (args, kwargs))
+                    for p in self.param_of_module[id(module)]:
+                        if id(p) not in self.attributed:
+                            self.attributed.add(id(p))
+                            node.params += p.numel()
+                    self.current = node
+        finally:
+            self.busy = False
+
+    def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
+        self.busy = True
+        try:
+            if next(module.children(), None) is None:
+                if self.leaf_depth == 1 and self.current is not None:
+                    node = self.current
+                    self.current = None
+                    outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+                    self.commit(node, outs, node.dynamic)
+                self.leaf_depth -= 1
+            self.stack.pop()
+        finally:
+            self.busy = False
+
+    def add_flops(self, flops: int) -> None:
+        if self.current is not None:
+            self.current.flops += int(flops)
+        else:
+            self.stray_flops += int(flops)
+
+
+class _FunctionRecorder(TorchFunctionMode):
+    def __init__(self, tracer: _Tracer) -> None:
+        super().__init__()
+        self.t = tracer
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        t = self.t
+        if t.busy or t.leaf_depth > 0 or t.current is not None or getattr(func, "__name__", "") in _SKIP_FUNCS:
+            return func(*args, **kwargs)
+        t.busy = True
+        op = _op_name(func)
+        parent = t.parent_name()
+        node = _Node(t.unique(f"{parent}.{op}" if parent else op), op, "function")
+        dynamic = t.consume(node, (args, kwargs))
+        t.busy = False
+        t.current = node
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            t.current = None
+        t.busy = True
+        try:
+            outs = [x for x in tree_flatten(out)[0] if isinstance(x, torch.Tensor)]
+            if not outs and _is_inplace(func) and args and isinstance(args[0], torch.Tensor):
+                outs = [args[0]]
+            if outs:
+                t.commit(node, outs, dynamic)
+            else:  # not a tensor op (size(), dim(), ...): forget its name and any flops
+                t.names[node.name.split("#")[0]] -= 1
+                t.stray_flops += node.flops
+        finally:
+            t.busy = False
+        return out
+
+
+_SIZE_QUERIES = {
+    torch.ops.aten.size.default,
+    torch.ops.aten.sym_size.default,
+    torch.ops.aten.stride.default,
+    torch.ops.aten.sym_stride.default,
+    torch.ops.aten.numel.default,
+    torch.ops.aten.sym_numel.default,
+    torch.ops.aten.dim.default,
+    torch.ops.aten.is_contiguous.default,
+    torch.ops.aten.is_contiguous.memory_format,
+    torch.ops.aten.storage_offset.default,
+    torch.ops.aten.sym_storage_offset.default,
+    torch.ops.prim.layout.default,
+}
+
+
+class _MacCounter(TorchDispatchMode):
+    """Counts FLOPs with torch.utils.flop_counter's formulas, charged to the running layer."""
+
+    def __init__(self, tracer: _Tracer) -> None:
+        super().__init__()
+        self.t = tracer
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if func in _SIZE_QUERIES:
+            return NotImplemented
+        packet = func._overloadpacket
+        if packet not in flop_registry and func is not torch.ops.prim.device.default:
+            with self:
+                r = func.decompose(*args, **kwargs)
+            if r is not NotImplemented:
+                return r
+        out = func(*args, **kwargs)
+        if packet in flop_registry:
+            self.t.add_flops(flop_registry[packet](*args, **kwargs, out_val=out))
+        return out
+
+
+def trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
+    """Run ``model`` (already on meta) once on a meta input of ``input_shape``; return the tracer."""
+    tracer = _Tracer(model)
+    handles = []
+    for m in model.modules():
+        handles.append(m.register_forward_pre_hook(tracer.pre_hook, with_kwargs=True))
+        handles.append(m.register_forward_hook(tracer.post_hook, with_kwargs=True))
+    x = torch.empty(input_shape, device="meta")
+    input_node = _Node("input", "input", "input")
+    tracer.names["input"] += 1
+    tracer.commit(input_node, [x], True)
+    try:
+        with torch.no_grad(), _FunctionRecorder(tracer), _MacCounter(tracer):
+            out = model(x)
+    except Exception as e:
+        if tracer.stack:
+            mname, mod = tracer.stack[-1]
+            e._pktchar_stack = f"'{mname or '(top)'}' ({type(mod).__name__})"  # type: ignore[attr-defined]
+        raise
+    finally:
+        for h in handles:
+            h.remove()
+    end = len(tracer.nodes)
+    for t in tree_flatten(_unwrap_output(out))[0]:
+        if isinstance(t, torch.Tensor) and id(t) in tracer.tensor_value:
+            tracer.values[tracer.tensor_value[id(t)]].end = end
+    tracer.output = out  # type: ignore[attr-defined]
+    return tracer
+
+
+def _unwrap_output(out: Any) -> Any:
+    if hasattr(out, "_asdict"):  # namedtuples (GoogLeNetOutputs, InceptionOutputs)
+        return tuple(out)
+    if isinstance(out, dict):
+        return list(out.values())
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Public entry point
+
+
+def profile(
+    model: str | nn.Module,
+    res: str | int | tuple[int, int] | Resolution | None = None,
+    *,
+    dtype: str = "fp32",
+    batch: int = 1,
+    in_channels: int = 3,
+    num_classes: int | None = None,
+    weights: str | None = None,
+) -> Profile:
+    """Exact per-layer and per-split payloads of ``model`` at input resolution ``res``.
+
+    ``model`` is a name (``pktchar models``), ``path/file.py:factory``, or an ``nn.Module``
+    (which is copied to the meta device; the caller's model is left untouched).
+    ``res`` takes the forms of :func:`pktchar.resolution.parse_resolution`; by default the
+    model's native resolution (224 for most).
+    """
+    dtype = check_dtype(dtype)
+    if batch < 1:
+        raise PktcharError(f"batch must be at least 1, got {batch}")
+    if in_channels < 1:
+        raise PktcharError(f"in_channels must be at least 1, got {in_channels}")
+    if isinstance(model, nn.Module):
+        name, source, default_res = type(model).__name__, "nn.Module", 224
+        meta_model = zoo.meta_copy(model)
+    elif isinstance(model, str):
+        spec = zoo.resolve(model)
+        name, source, default_res = spec.name, spec.source, spec.default_res
+        meta_model = zoo.build(spec, device="meta", num_classes=num_classes)
+    else:
+        raise PktcharError(f"model must be a name or a torch.nn.Module, not {type(model).__name__}")
+    if weights:
+        zoo.load_weights(meta_model, weights)
+    resolution = parse_resolution(res if res is not None else default_res)
+    shape = (batch, in_channels, resolution.height, resolution.width)
+    try:
+        tracer = trace(meta_model, shape)
+    except PktcharError:
+        raise
+    except Exception as e:
+        raise _rejection(name, meta_model, shape, default_res, e, in_channels) from e
+    return _assemble(name, source, resolution, shape, dtype, meta_model, tracer)
+
+
+def _assemble(
+    name: str,
+    source: str,
+    resolution: Resolution,
+    shape: tuple[int, ...],
+    dtype: str,
+    model: nn.Module,
+    tracer: _Tracer,
+) -> Profile:
+    bits = DTYPE_BITS[dtype]
+    nodes, values = tracer.nodes, tracer.values
+
+    def vbytes(v: _Value) -> int:
+        return nbytes(v.elements, v.native_bits or bits)
+
+    layers = []
+    for i, n in enumerate(nodes):
+        vs = [values[o] for o in n.outputs]
+        shp: Any = vs[0].shape if len(vs) == 1 else tuple(v.shape for v in vs)
+        inputs = tuple(dict.fromkeys(nodes[values[v].producer].name for v in n.inputs))
+        layers.append(
+            Layer(
+                index=i,
+                name=n.name,
+                op=n.op,
+                kind=n.kind,
+                shape=shp,
+                elements=sum(v.elements for v in vs),
+                bytes=sum(vbytes(v) for v in vs),
+                params=n.params,
+                macs=n.flops // 2,
+                inputs=inputs,
+            )
+        )
+
+    # cut sets: a value crosses a split after layer i when producer <= i < end
+    starts: dict[int, list[int]] = {}
+    for vid, v in enumerate(values):
+        if v.dynamic and v.end > v.producer:
+            starts.setdefault(v.producer, []).append(vid)
+    live: dict[int, None] = {}
+    splits = []
+    macs = params = 0
+    for i, n in enumerate(nodes):
+        macs += n.flops // 2
+        params += n.params
+        for vid in starts.get(i, ()):
+            live[vid] = None
+        for vid in [v for v in live if values[v].end <= i]:
+            del live[vid]
+        tensors = tuple(
+            CutTensor(nodes[values[v].producer].name, values[v].shape, values[v].elements, vbytes(values[v]))
+            for v in live
+        )
+        splits.append(
+            Split(
+                index=i,
+                after=n.name,
+                tensors=tensors,
+                elements=sum(t.elements for t in tensors),
+                bytes=sum(t.bytes for t in tensors),
+                device_macs=macs,
+                device_params=params,
+            )
+        )
+
+    unique_params = {id(p): p for p in model.parameters()}
+    total_params = sum(p.numel() for p in unique_params.values())
+    used = sum(n.params for n in nodes)
+    notes = []
+    if total_params > used:
+        notes.append(
+            f"{total_params - used:,} parameters are not used by the forward pass at inference "
+            "(e.g. auxiliary heads); they count in params and param_bytes only"
+        )
+    if tracer.stray_flops:
+        notes.append(f"{tracer.stray_flops // 2:,} MACs ran outside any recorded layer")
+    total_macs = sum(n.flops for n in nodes) // 2 + tracer.stray_flops // 2
+    return Profile(
+        model=name,
+        source=source,
+        input_shape=shape,
+        resolution=resolution.label,
+        dtype=dtype,
+        bits=bits,
+        params=total_params,
+        param_bytes=sum(nbytes(p.numel(), bits) for p in unique_params.values()),
+        macs=total_macs,
+        layers=tuple(layers),
+        splits=tuple(splits),
+        unused_params=total_params - used,
+        notes=tuple(notes),
+    )
+
+
+def _rejection(
+    name: str,
+    model: nn.Module,
+    shape: tuple[int, ...],
+    default_res: int,
+    err: Exception,
+    in_channels: int,
+) -> PktcharError:
+    """Turn a failure inside the forward pass into a message naming the layer and what it accepts."""
+    where = _failing_layer(err)
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if "meta" in msg.lower() and ("item" in msg.lower() or "data-dependent" in msg.lower()):
+        return ModelRejectsInput(
+            f"{name}: layer {where} needs tensor values (data-dependent control flow), which a size-only "
+            f"trace on meta tensors cannot give: {msg}"
+        )
+    h, w = shape[2], shape[3]
+    accepts = _what_it_accepts(model, shape, default_res)
+    return ModelRejectsInput(
+        f"{name} rejects input {shape[1]}x{h}x{w} at layer {where}: {msg}" + (f"; {accepts}" if accepts else "")
+    )
+
+
+def _failing_layer(err: BaseException) -> str:
+    stack = getattr(err, "_pktchar_stack", None)
+    return stack or "?"
+
+
+def _ok(model: nn.Module, shape: tuple[int, ...]) -> bool:
+    try:
+        trace(model, shape)
+        return True
+    except Exception:
+        return False
+
+
+def _what_it_accepts(model: nn.Module, shape: tuple[int, ...], default_res: int) -> str:
+    b, c, h, w = shape
+    size = getattr(model, "image_size", None)
+    if isinstance(size, int) and not _ok(model, (b, c, size + 1, size + 1)):
+        return f"it accepts only {size}x{size}"
+    if not _ok(model, (b, c, default_res, default_res)):
+        return ""
+    if min(h, w) < default_res:
+        lo, hi = 1, default_res  # smallest square side that works (traces are cheap on meta)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _ok(model, (b, c, mid, mid)):
+                hi = mid
+            else:
+                lo = mid + 1
+        return f"the smallest square input it accepts is {lo}x{lo}"
+    return f"it accepts {default_res}x{default_res}"
+
+
+def iter_models_params() -> Iterator[tuple[str, str, int]]:
+    """(name, source, params) of every registered model, built on meta."""
+    for name, spec in sorted(zoo.registry().items()):
+        try:
+            m = zoo.build(spec, device="meta")
+            yield name, spec.source, sum(p.numel() for p in {id(p): p for p in m.parameters()}.values())
+        except PktcharError:
+            yield name, spec.source, -1

@@ -1,0 +1,232 @@
+"""Model registry: torchvision classifiers, the project's ``models/`` and user factories.
+
+A model is named three ways:
+
+* a torchvision classification model (``vgg16``, ``resnet50``, ...);
+* a definition shipped in the project's ``models/`` folder (``alexnet_caffe``,
+  ``mobilenet_v1``), installed as the package ``pktchar.zoo_models``;
+* a user's own ``path/to/file.py:factory`` (``factory()`` returns an ``nn.Module``).
+
+Models are built directly on the meta device wherever the builder allows it, so
+building VGG-16 or RegNet-128GF allocates no weights. Builders that compute
+with real tensors while constructing are built on the CPU and moved to meta.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib
+import importlib.util
+import io
+import pkgutil
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import PktcharError, UnknownModelError, did_you_mean
+
+Factory = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str  # "torchvision", "models/<file>.py", or a user file path
+    factory: Factory
+    default_res: int = 224
+    description: str = ""
+
+
+@lru_cache(maxsize=1)
+def _torchvision_specs() -> dict[str, ModelSpec]:
+    import torchvision.models as tvm
+
+    names = tvm.list_models(module=tvm)
+    specs = {}
+    for n in names:
+        builder = tvm.get_model_builder(n)
+        specs[n] = ModelSpec(n, "torchvision", _tv_factory(builder), default_res=_tv_default_res(n))
+    return specs
+
+
+def _tv_default_res(name: str) -> int:
+    return {"inception_v3": 299, "vit_h_14": 224}.get(name, 224)
+
+
+def _tv_factory(builder: Callable[..., nn.Module]) -> Factory:
+    def factory(**kwargs: object) -> nn.Module:
+        return builder(weights=None, **kwargs)
+
+    return factory
+
+
+@lru_cache(maxsize=1)
+def _local_specs() -> dict[str, ModelSpec]:
+    from . import zoo_models
+
+    specs: dict[str, ModelSpec] = {}
+    for info in pkgutil.iter_modules(zoo_models.__path__):
+        mod = importlib.import_module(f"{zoo_models.__name__}.{info.name}")
+        for name, entry in getattr(mod, "MODELS", {}).items():
+            specs[name] = ModelSpec(
+                name,
+                f"models/{info.name}.py",
+                entry["factory"],
+                default_res=entry.get("default_res", 224),
+                description=entry.get("description", ""),
+            )
+    return specs
+
+
+def registry() -> dict[str, ModelSpec]:
+    """Every named model: the project's ``models/`` first, then torchvision's classifiers."""
+    specs = dict(_torchvision_specs())
+    specs.update(_local_specs())
+    return specs
+
+
+def model_names() -> list[str]:
+    return sorted(registry())
+
+
+def _user_spec(ref: str) -> ModelSpec:
+    path_s, _, fname = ref.rpartition(":")
+    path = Path(path_s)
+    if not path.is_file():
+        raise UnknownModelError(f"model file {path_s!r} does not exist (expected path/to/file.py:factory)")
+    if not fname.isidentifier():
+        raise UnknownModelError(f"{ref!r}: {fname!r} is not a Python name (expected path/to/file.py:factory)")
+    modname = f"pktchar_user_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise UnknownModelError(f"cannot import {path_s!r} as a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        sys.modules[modname] = module
+        spec.loader.exec_module(module)
+    except Exception as e:  # a user's file may raise anything while importing
+        sys.modules.pop(modname, None)
+        raise PktcharError(f"could not import {path_s}: {_describe(e)}") from e
+    factory = getattr(module, fname, None)
+    if factory is None or not callable(factory):
+        names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        raise UnknownModelError(f"{path_s} has no callable {fname!r}.{did_you_mean(fname, names)}")
+    return ModelSpec(ref, str(path), factory)
+
+
+def _describe(e: BaseException) -> str:
+    tb = e.__traceback__
+    line = ""
+    while tb is not None:
+        line = f" (line {tb.tb_lineno} of {Path(tb.tb_frame.f_code.co_filename).name})"
+        tb = tb.tb_next
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return f"{type(e).__name__}: {msg}{line}" if msg else f"{type(e).__name__}{line}"
+
+
+def resolve(name: str) -> ModelSpec:
+    """The spec of a named model, a ``file.py:factory`` reference, or an error with close matches."""
+    if ":" in name and (name.rpartition(":")[0].endswith(".py") or "/" in name):
+        return _user_spec(name)
+    reg = registry()
+    if name in reg:
+        return reg[name]
+    lower = {k.lower(): k for k in reg}
+    if name.lower() in lower:
+        return reg[lower[name.lower()]]
+    raise UnknownModelError(
+        f"unknown model {name!r}.{did_you_mean(name, reg)} (`pktchar models` lists all; "
+        "a model of your own is path/to/file.py:factory)"
+    )
+
+
+def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = None) -> nn.Module:
+    """Build the model on ``device`` ("meta" allocates no weights) in eval mode."""
+    kwargs: dict[str, object] = {}
+    if num_classes is not None:
+        kwargs["num_classes"] = num_classes
+    model: nn.Module | None = None
+    if device == "meta":
+        try:
+            with torch.device("meta"), _quiet():
+                model = spec.factory(**kwargs)
+        except TypeError as e:
+            if num_classes is not None and "num_classes" in str(e):
+                raise PktcharError(f"{spec.name} does not take num_classes") from e
+            model = None
+        except Exception:
+            # Builders that compute with real tensors while constructing (e.g. RegNet's width
+            # quantisation) cannot run on meta: build on the CPU, then move to meta.
+            model = None
+    if model is None:
+        try:
+            with _quiet():
+                model = spec.factory(**kwargs)
+        except Exception as e:
+            raise PktcharError(f"building {spec.name} failed: {_describe(e)}") from e
+        if not isinstance(model, nn.Module):
+            raise PktcharError(f"{spec.name}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        model = model.to(device)
+    if not isinstance(model, nn.Module):
+        raise PktcharError(f"{spec.name}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+    return model.eval()
+
+
+@contextlib.contextmanager
+def _quiet():  # builders print/warn about deprecated args; keep the CLI output clean
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters and buffers live on the meta device.
+
+    The caller's model is not touched and no weight memory is copied: every
+    parameter and buffer is replaced by a meta tensor of the same shape in the
+    deepcopy memo, so only the module structure is duplicated.
+    """
+    memo: dict[int, object] = {}
+    for p in model.parameters(recurse=True):
+        memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+    for b in model.buffers(recurse=True):
+        memo[id(b)] = torch.empty_like(b, device="meta")
+    clone = copy.deepcopy(model, memo)
+    for m in clone.modules():  # hooks the caller registered stay on the caller's model only
+        m._forward_hooks.clear()
+        m._forward_pre_hooks.clear()
+    return clone.eval()
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a checkpoint (a state dict, or a dict holding one under ``state_dict``/``model``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PktcharError(f"weights file {str(path)!r} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise PktcharError(f"cannot read weights {path}: {_describe(e)}") from e
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict):
+        raise PktcharError(f"{path}: expected a state dict, found {type(obj).__name__}")
+    on_meta = any(p.is_meta for p in model.parameters())
+    try:
+        model.load_state_dict(obj, strict=True, assign=on_meta)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = "; ".join(s.strip() for s in first[1:4]) or first[0]
+        raise PktcharError(f"{path} does not fit the model: {detail}") from e
+    return model
