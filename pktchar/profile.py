@@ -25,7 +25,10 @@ parameter) are left out of cut sets, since the far side can compute them.
 
 from __future__ import annotations
 
+import gc
 import json
+import re
+import types
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -439,6 +442,9 @@ _SIZE_QUERIES = {
 }
 
 
+_MAY_HOLD_MACS = re.compile(r"attention|matmul|linear|einsum|conv|mm|tensordot|bilinear|lstm|gru|rnn")
+
+
 class _MacCounter(TorchDispatchMode):
     """Counts FLOPs with torch.utils.flop_counter's formulas, charged to the running layer."""
 
@@ -451,7 +457,9 @@ class _MacCounter(TorchDispatchMode):
         if func in _SIZE_QUERIES:
             return NotImplemented
         packet = func._overloadpacket
-        if packet not in flop_registry and func is not torch.ops.prim.device.default:
+        # Ops without a formula may decompose into ops with one (e.g. attention into bmm). Only
+        # matmul-like families can hold MACs; decomposing the rest (batch_norm, ...) costs time for nothing.
+        if packet not in flop_registry and _MAY_HOLD_MACS.search(packet.__name__):
             with self:
                 r = func.decompose(*args, **kwargs)
             if r is not NotImplemented:
@@ -462,8 +470,51 @@ class _MacCounter(TorchDispatchMode):
         return out
 
 
+def _shape_only(self: nn.Module, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+def _inplace_or_shape_only(self: nn.Module, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    return x if getattr(self, "inplace", False) else torch.empty_like(x)
+
+
+# Stock layers whose output has the input's shape and dtype and which have no MACs. Their meta
+# kernels run slow Python reference implementations (most of ResNet-50's trace time), so on
+# pktchar's own meta copy they get a shape-only forward; in-place ones return their input, as the
+# real ones do. A subclass with its own forward keeps it.
+_SHAPE_ONLY: dict[type, Any] = {
+    **dict.fromkeys(
+        (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
+         nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.GELU, nn.Sigmoid, nn.Tanh),
+        _shape_only,
+    ),
+    **dict.fromkeys(
+        (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.ELU, nn.LeakyReLU, nn.Mish,
+         nn.CELU, nn.SELU),
+        _inplace_or_shape_only,
+    ),
+}
+
+
+def _fast_elementwise(model: nn.Module) -> None:
+    for m in model.modules():
+        cls = type(m)
+        if cls in _SHAPE_ONLY:
+            m.forward = types.MethodType(_SHAPE_ONLY[cls], m)
+
+
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
     """Run ``model`` (already on meta) once on a meta input of ``input_shape``; return the tracer."""
+    gc_was_on = gc.isenabled()
+    gc.disable()  # the trace makes many small objects and frees none; collections only cost time
+    try:
+        return _trace(model, input_shape)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
     tracer = _Tracer(model)
     handles = []
     for m in model.modules():
@@ -536,7 +587,9 @@ def profile(
     else:
         raise PktcharError(f"model must be a name or a torch.nn.Module, not {type(model).__name__}")
     if weights:
-        zoo.load_weights(meta_model, weights)
+        zoo.load_weights(meta_model, weights)  # checks names and shapes; sizes need no values
+        meta_model = meta_model.to("meta")
+    _fast_elementwise(meta_model)
     resolution = parse_resolution(res if res is not None else default_res)
     shape = (batch, in_channels, resolution.height, resolution.width)
     try:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import PktcharError, UnknownModelError, did_you_mean
 
@@ -155,7 +156,7 @@ def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = No
     model: nn.Module | None = None
     if device == "meta":
         try:
-            with torch.device("meta"), _quiet():
+            with torch.device("meta"), _SkipInit(), _quiet():
                 model = spec.factory(**kwargs)
         except TypeError as e:
             if num_classes is not None and "num_classes" in str(e):
@@ -177,6 +178,28 @@ def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = No
     if not isinstance(model, nn.Module):
         raise PktcharError(f"{spec.name}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model.eval()
+
+
+_INIT_OPS = {
+    "normal_", "uniform_", "fill_", "zero_", "random_", "bernoulli_", "exponential_", "trunc_normal_",
+    "kaiming_normal_", "kaiming_uniform_", "xavier_normal_", "xavier_uniform_", "orthogonal_", "constant_",
+    "zeros_", "ones_", "eye_", "dirac_", "sparse_", "clamp_", "mul_", "div_", "add_", "sub_", "copy_", "erfinv_",
+}
+
+
+class _SkipInit(TorchFunctionMode):
+    """While building on meta, weight initialisers have no values to fill: skip them (their meta
+    kernels are slow Python decompositions and make up most of a model's build time)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if (
+            getattr(func, "__name__", "") in _INIT_OPS
+            and args
+            and isinstance(args[0], torch.Tensor)
+            and args[0].is_meta
+        ):
+            return args[0]
+        return func(*args, **(kwargs or {}))
 
 
 @contextlib.contextmanager
@@ -222,9 +245,10 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
                 break
     if not isinstance(obj, dict):
         raise PktcharError(f"{path}: expected a state dict, found {type(obj).__name__}")
-    on_meta = any(p.is_meta for p in model.parameters())
     try:
-        model.load_state_dict(obj, strict=True, assign=on_meta)
+        with warnings.catch_warnings():  # copying into a meta model is a shape check, on purpose
+            warnings.simplefilter("ignore")
+            model.load_state_dict(obj, strict=True)
     except RuntimeError as e:
         first = str(e).strip().splitlines()
         detail = "; ".join(s.strip() for s in first[1:4]) or first[0]

@@ -1,0 +1,133 @@
+"""SI units, as the papers and 3GPP use them: 1 kB = 1000 B, 1 Mbit/s = 10^6 bit/s.
+
+Binary prefixes (KiB, MiB, GiB) are accepted on input and mean powers of 2.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import PktcharError
+
+_SI = ["", "k", "M", "G", "T", "P", "E"]
+
+
+def human_bytes(n: float, digits: int = 3) -> str:
+    """``12845056`` -> ``12.8 MB`` (SI, 1 kB = 1000 B)."""
+    return _human(n, "B", digits)
+
+
+def human_count(n: float, digits: int = 3) -> str:
+    """``15470264320`` -> ``15.5 G``."""
+    return _human(n, "", digits).strip()
+
+
+def human_rate(bits_per_s: float, digits: int = 3) -> str:
+    return _human(bits_per_s, "bit/s", digits)
+
+
+def _human(n: float, unit: str, digits: int) -> str:
+    if n == 0:
+        return f"0 {unit}".strip()
+    sign = "-" if n < 0 else ""
+    n = abs(float(n))
+    i = 0
+    while n >= 1000 and i < len(_SI) - 1:
+        n /= 1000.0
+        i += 1
+    if i == 0 and float(n).is_integer():
+        return f"{sign}{int(n)} {unit}".strip()
+    s = f"{n:.{digits}g}"
+    if "e" in s:
+        s = f"{n:.0f}"
+    return f"{sign}{s} {_SI[i]}{unit}".strip()
+
+
+_BYTE_UNITS = {
+    "": 1,
+    "b": 1,
+    "byte": 1,
+    "bytes": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "k": 10**3,
+    "m": 10**6,
+    "g": 10**9,
+}
+_RATE_UNITS = {
+    "bit": 1,
+    "bps": 1,
+    "bit/s": 1,
+    "kbit": 10**3,
+    "kbps": 10**3,
+    "kbit/s": 10**3,
+    "mbit": 10**6,
+    "mbps": 10**6,
+    "mbit/s": 10**6,
+    "gbit": 10**9,
+    "gbps": 10**9,
+    "gbit/s": 10**9,
+    "tbit": 10**12,
+    "tbit/s": 10**12,
+}
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0}
+_NUM = r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)"
+
+
+def _split(text: str, what: str) -> tuple[float, str]:
+    t = str(text).strip()
+    m = re.fullmatch(_NUM + r"\s*([a-zA-Zµ/]*)", t)
+    if not m:
+        raise PktcharError(f"malformed {what} {text!r}")
+    return float(m.group(1)), m.group(2)
+
+
+def parse_bytes(text: str | int) -> int:
+    """``270kB`` -> 270000, ``1.5MiB`` -> 1572864, ``1000`` -> 1000."""
+    if isinstance(text, int):
+        return text
+    v, u = _split(text, "size")
+    key = u.lower()
+    if key not in _BYTE_UNITS:
+        raise PktcharError(f"unknown size unit {u!r} in {text!r}: use B, kB, MB, GB (SI) or KiB, MiB, GiB")
+    return round(v * _BYTE_UNITS[key])
+
+
+def parse_rate(text: str | float) -> float:
+    """``100mbit`` / ``100Mbit/s`` / ``1gbit`` -> bits per second (SI)."""
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        v, u = _split(text, "rate")
+        key = u.lower()
+        if key not in _RATE_UNITS:
+            raise PktcharError(
+                f"unknown rate unit {u!r} in {text!r}: use bit/s, kbit, mbit, gbit (e.g. 100mbit, 1gbit)"
+            )
+        value = v * _RATE_UNITS[key]
+    if value <= 0:
+        raise PktcharError(f"rate must be positive, got {text!r}")
+    return value
+
+
+def parse_duration(text: str | float) -> float:
+    """``15ms`` -> 0.015 (seconds); a bare number is seconds."""
+    if isinstance(text, int | float):
+        value = float(text)
+    else:
+        v, u = _split(text, "duration")
+        key = u.lower() if u != "µs" else u
+        if key == "":
+            key = "s"
+        if key not in _TIME_UNITS:
+            raise PktcharError(f"unknown time unit {u!r} in {text!r}: use s, ms, us, ns")
+        value = v * _TIME_UNITS[key]
+    if value <= 0:
+        raise PktcharError(f"duration must be positive, got {text!r}")
+    return value
