@@ -88,6 +88,91 @@ def _emit(text: str, out: Path | None) -> None:
         print(f"wrote {out}", file=sys.stderr)
 
 
+
+class TableFmt(str, Enum):
+    table = "table"
+    md = "md"
+    tex = "tex"
+    csv = "csv"
+    json = "json"
+
+
+class Proto(str, Enum):
+    tcp = "tcp"
+    udp = "udp"
+
+
+def _transport(proto: Proto, mtu: int, ipv6: bool, app_header: int) -> Any:
+    from .packets import Transport
+
+    if mtu < 1:
+        raise PktcharError(f"MTU must be positive, got {mtu}")
+    return Transport(proto=proto.value, mtu=mtu, ip=6 if ipv6 else 4, app_header=app_header)
+
+
+def _budget(latency: str | None, fps: float | None) -> tuple[float | None, float | None]:
+    from .units import parse_duration
+
+    if fps is not None and fps <= 0:
+        raise PktcharError(f"--fps must be positive, got {fps:g}")
+    return (parse_duration(latency) if latency else None), fps
+
+
+def _progress(description: str) -> Callable[[Any], Any]:
+    from rich.progress import track
+
+    def wrap(items: Any) -> Any:
+        return track(items, description=description, transient=True, console=_err_console())
+
+    return wrap
+
+
+def _err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _measure_all(
+    models: list[str], coder: str | None, dtype: str, measure_res: str, weights: Path | None,
+    images: Path | None, num_classes: int | None,
+) -> dict[str, Any]:
+    """Measure ``coder`` on real activations of each model (progress on stderr)."""
+    if coder is None:
+        return {}
+    from .codec import check_coder, measure
+
+    check_coder(coder)
+    out = {}
+    for m in models:
+        out[m] = measure(
+            m, coder, dtype=dtype, measure_res=measure_res, weights=str(weights) if weights else None,
+            images=images, num_classes=num_classes, progress=_progress(f"measuring {coder} on {m}"),
+        )
+        print(f"pktchar: {m}: {out[m].describe()}: coded/raw {out[m].overall:.3f} "
+              f"({out[m].seconds:.1f} s)", file=sys.stderr)
+    return out
+
+
+ProtoOpt = Annotated[Proto, typer.Option("--proto", help="Transport: tcp, or udp with app-level fragmentation")]
+MtuOpt = Annotated[int, typer.Option("--mtu", help="Link MTU in bytes (1500; 9000 for jumbo frames)")]
+Ipv6Opt = Annotated[bool, typer.Option("--ipv6", help="IPv6 headers (40 B) instead of IPv4 (20 B)")]
+AppHdrOpt = Annotated[int, typer.Option("--app-header", min=0, help="Application frame header bytes a frame")]
+LatencyOpt = Annotated[str | None, typer.Option("--latency", "-l", help="Latency budget a frame, e.g. 10ms")]
+FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frames a second (budget 1/fps unless --latency)")]
+CompressionOpt = Annotated[
+    float | None, typer.Option("--compression", "-c", help="Parametric coded/raw ratio, e.g. 0.1 (seed 002's 10%)")
+]
+CoderOpt = Annotated[
+    str | None,
+    typer.Option("--coder", help="Measure a real coder on real activations: zstd, lz4, sparse (ReLU-zero bitmap)"),
+]
+MeasureResOpt = Annotated[str, typer.Option("--measure-res", help="Resolution of the real forward pass for --coder")]
+ImagesOpt = Annotated[
+    Path | None, typer.Option("--images", help="Folder of images for --coder (default: matplotlib's sample photos)")
+]
+
+
 @app.command("models")
 @friendly
 def models_cmd(
@@ -155,18 +240,48 @@ def profile_cmd(
         Path | None, typer.Option("--weights", help="Checkpoint (state dict) to check against the model")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", "-s", help="Show one split point's flow: packets, rate, QoS")
+    ] = None,
+    fps: FpsOpt = None,
+    latency: LatencyOpt = None,
+    link: Annotated[str | None, typer.Option("--link", help="Link rate for --split, e.g. 100mbit")] = None,
+    compression: CompressionOpt = None,
+    coder: CoderOpt = None,
+    measure_res: MeasureResOpt = "224",
+    images: ImagesOpt = None,
+    proto: ProtoOpt = Proto.tcp,
+    mtu: MtuOpt = 1500,
+    ipv6: Ipv6Opt = False,
+    app_header: AppHdrOpt = 24,
 ) -> None:
     """Exact per-layer and per-split payloads of MODEL at an input resolution (meta tensors, no compute)."""
     from . import views
+    from .codec import Coding
     from .profile import profile
     from .render import render
+    from .units import parse_rate
 
+    lat, fps = _budget(latency, fps)
+    link_bps = parse_rate(link) if link else None
+    transport = _transport(proto, mtu, ipv6, app_header)
     p = profile(
         model, res, dtype=dtype, batch=batch, in_channels=in_channels, num_classes=num_classes,
         weights=str(weights) if weights else None,
     )
+    chosen = p.split(split) if split else None
+    measured = _measure_all([model], coder, p.dtype, measure_res, weights, images, num_classes)
+    coding = Coding(dtype=p.dtype, compression=compression, measured=measured.get(model))
+    if chosen is not None:
+        _show_flow(p, chosen, coding, transport, lat, fps, link_bps, fmt, out)
+        return
+    coded = coding if (compression is not None or coder is not None) else None
     if fmt == Fmt.json:
         d = p.to_dict()
+        if coded is not None:
+            d["coding"] = coding.describe()
+            for sd, sp in zip(d["splits"], p.splits, strict=True):
+                sd["coded_bytes"] = coding.split_bytes(sp)
         if only == Only.layers:
             d.pop("splits")
         elif only == Only.splits:
@@ -177,7 +292,7 @@ def profile_cmd(
     if only in (Only.all, Only.layers):
         tables.append(views.layers_table(p))
     if only in (Only.all, Only.splits):
-        tables.append(views.splits_table(p))
+        tables.append(views.splits_table(p, coded))
     if fmt == Fmt.table and out is None:
         from .render import to_rich
 
@@ -194,6 +309,145 @@ def profile_cmd(
         text = render(t, fmt.value)
         parts.append(f"# {t.title}\n{text}" if fmt == Fmt.csv and len(tables) > 1 else text)
     _emit("\n".join(parts), out)
+
+
+def _show_flow(
+    p: Any, split: Any, coding: Any, transport: Any, latency: float | None, fps: float | None,
+    link: float | None, fmt: Fmt, out: Path | None,
+) -> None:
+    from . import views
+    from .qos import requirements
+    from .render import Column, Table, render
+
+    payload = coding.split_bytes(split)
+    if latency is None and fps is None:
+        raise PktcharError("--split needs a budget: --fps 30 and/or --latency 10ms")
+    req = requirements(payload, latency=latency, fps=fps, transport=transport, link=link)
+    cut = Table(
+        f"Cut set after {split.after} ({views.profile_title(p)})",
+        (Column("producer", "produced by"), Column("shape", "shape", "shape"), Column("bytes", "raw", "bytes")),
+        [{"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors],
+        caption=f"coded: {coding.describe()} -> {payload:,} B a frame",
+    )
+    tables = [cut, views.requirements_table(req, f"Flow after {split.after}"), views.fiveqi_table(req)]
+    if fmt == Fmt.json:
+        d = {
+            "model": p.model, "input_shape": list(p.input_shape), "dtype": p.dtype, "split": split.after,
+            "raw_bytes": split.bytes, "coded_bytes": payload, "coding": coding.describe(),
+            "tensors": [{"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors],
+            "device_macs": split.device_macs, "device_params": split.device_params,
+            "requirements": req.to_dict(),
+        }
+        _emit(json.dumps(d, indent=2), out)
+    elif fmt == Fmt.table and out is None:
+        from .render import to_rich
+
+        console = _console()
+        for t in tables:
+            console.print(to_rich(t))
+    else:
+        _emit("\n".join(render(t, fmt.value) for t in tables), out)
+
+
+@app.command("table")
+@friendly
+def table_cmd(
+    models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated models")] = "alexnet,vgg16,resnet50",
+    res: Annotated[str, typer.Option("--res", "-r", help="Comma-separated resolutions")] = "224,8k,x10,x100",
+    dtype: Annotated[str, typer.Option("--dtype", "-d", help="fp32, fp16, bf16, int8, int4")] = "fp32",
+    compression: CompressionOpt = None,
+    coder: CoderOpt = None,
+    measure_res: MeasureResOpt = "224",
+    images: ImagesOpt = None,
+    latency: LatencyOpt = None,
+    fps: FpsOpt = None,
+    proto: ProtoOpt = Proto.tcp,
+    mtu: MtuOpt = 1500,
+    ipv6: Ipv6Opt = False,
+    app_header: AppHdrOpt = 24,
+    fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")] = None,
+) -> None:
+    """Seed 002's packet-size table, exactly: rows resolutions, columns models, min~max payload over the
+    split points with the split at each end, the 5QIs that fit, and the paper's own cells compared."""
+    from . import views
+    from .dtypes import check_dtype
+    from .render import render
+    from .resolution import parse_resolutions
+    from .table import packet_table
+    from .zoo import resolve
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise PktcharError("--models is empty")
+    for n in names:
+        resolve(n)
+    ress = parse_resolutions(res)
+    dtype = check_dtype(dtype)
+    lat, fps = _budget(latency, fps)
+    transport = _transport(proto, mtu, ipv6, app_header)
+    measured = _measure_all(names, coder, dtype, measure_res, None, images, None)
+    pt = packet_table(
+        names, ress, dtype=dtype, compression=compression, measured=measured, transport=transport,
+        latency=lat, fps=fps, progress=_progress("profiling"),
+    )
+    comparison = views.paper_comparison(pt)
+    if fmt == TableFmt.json:
+        _emit(json.dumps(pt.to_dict(), indent=2), out)
+        return
+    if fmt == TableFmt.csv:
+        _emit(render(views.packet_long(pt), "csv"), out)
+        return
+    tables = [views.packet_grid(pt)] + ([comparison] if comparison else [])
+    if fmt == TableFmt.table and out is None:
+        from .render import to_rich
+
+        console = _console()
+        for t in tables:
+            console.print(to_rich(t))
+        return
+    _emit("\n".join(render(t, fmt.value) for t in tables), out)
+
+
+@app.command("qos")
+@friendly
+def qos_cmd(
+    payload: Annotated[str, typer.Option("--payload", "-p", help="Payload a frame, e.g. 270kB, 1.5MB, 1000")],
+    latency: LatencyOpt = None,
+    fps: FpsOpt = None,
+    link: Annotated[str | None, typer.Option("--link", help="Link rate, e.g. 100mbit, 1gbit")] = None,
+    proto: ProtoOpt = Proto.tcp,
+    mtu: MtuOpt = 1500,
+    ipv6: Ipv6Opt = False,
+    app_header: AppHdrOpt = 24,
+    fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
+) -> None:
+    """Rate, packets and fitting 5QIs of a flow: PAYLOAD bytes a frame within a latency budget."""
+    from . import views
+    from .qos import requirements
+    from .render import render
+    from .units import parse_bytes, parse_rate
+
+    nbytes = parse_bytes(payload)
+    if nbytes <= 0:
+        raise PktcharError(f"--payload must be positive, got {payload!r}")
+    lat, fps = _budget(latency, fps)
+    req = requirements(
+        nbytes, latency=lat, fps=fps, transport=_transport(proto, mtu, ipv6, app_header),
+        link=parse_rate(link) if link else None,
+    )
+    if fmt == TableFmt.json:
+        _emit(json.dumps(req.to_dict(), indent=2), None)
+        return
+    tables = [views.requirements_table(req), views.fiveqi_table(req)]
+    if fmt == TableFmt.table:
+        from .render import to_rich
+
+        console = _console()
+        for t in tables:
+            console.print(to_rich(t))
+        return
+    _emit("\n".join(render(t, fmt.value) for t in tables), None)
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ import json
 import re
 import types
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from .resolution import Resolution, parse_resolution
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Layer", "CutTensor", "Split", "Profile", "profile", "trace"]
+__all__ = ["Layer", "CutTensor", "Split", "Profile", "profile", "trace", "trace_values", "cut_sets"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -86,6 +86,7 @@ class CutTensor:
     shape: tuple[int, ...]
     elements: int
     bytes: int
+    floating: bool = True  # sized at the profile dtype (False: integer/bool tensors keep their width)
 
 
 @dataclass(frozen=True)
@@ -282,8 +283,9 @@ def _is_inplace(func: Any) -> bool:
 
 
 class _Tracer:
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, on_value: Callable[[int, torch.Tensor], None] | None = None) -> None:
         self.model = model
+        self.on_value = on_value
         self.nodes: list[_Node] = []
         self.values: list[_Value] = []
         self.tensor_value: dict[int, int] = {}  # id(tensor) -> its current value
@@ -323,6 +325,8 @@ class _Tracer:
         vid = len(self.values) - 1
         self.tensor_value[id(t)] = vid
         self.keep.append(t)
+        if self.on_value is not None:  # real tensors: look now, before an in-place op changes them
+            self.on_value(vid, t)
         return vid
 
     def consume(self, node: _Node, objs: Any) -> bool:
@@ -505,25 +509,32 @@ def _fast_elementwise(model: nn.Module) -> None:
 
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
     """Run ``model`` (already on meta) once on a meta input of ``input_shape``; return the tracer."""
+    return _trace(model, torch.empty(input_shape, device="meta"))
+
+
+def trace_values(
+    model: nn.Module, x: torch.Tensor, on_value: Callable[[int, torch.Tensor], None]
+) -> _Tracer:
+    """Run a real ``model`` on a real input; ``on_value(value_id, tensor)`` sees every tensor as it is
+    produced (the codec measures coders there)."""
+    return _trace(model, x, on_value)
+
+
+def _trace(
+    model: nn.Module, x: torch.Tensor, on_value: Callable[[int, torch.Tensor], None] | None = None
+) -> _Tracer:
     gc_was_on = gc.isenabled()
     gc.disable()  # the trace makes many small objects and frees none; collections only cost time
-    try:
-        return _trace(model, input_shape)
-    finally:
-        if gc_was_on:
-            gc.enable()
-
-
-def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
-    tracer = _Tracer(model)
+    tracer = _Tracer(model, on_value)
     handles = []
     for m in model.modules():
         handles.append(m.register_forward_pre_hook(tracer.pre_hook, with_kwargs=True))
         handles.append(m.register_forward_hook(tracer.post_hook, with_kwargs=True))
-    x = torch.empty(input_shape, device="meta")
     input_node = _Node("input", "input", "input")
     tracer.names["input"] += 1
+    tracer.busy = True
     tracer.commit(input_node, [x], True)
+    tracer.busy = False
     try:
         with torch.no_grad(), _FunctionRecorder(tracer), _MacCounter(tracer):
             out = model(x)
@@ -535,12 +546,33 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
     finally:
         for h in handles:
             h.remove()
+        if gc_was_on:
+            gc.enable()
     end = len(tracer.nodes)
     for t in tree_flatten(_unwrap_output(out))[0]:
         if isinstance(t, torch.Tensor) and id(t) in tracer.tensor_value:
             tracer.values[tracer.tensor_value[id(t)]].end = end
-    tracer.output = out  # type: ignore[attr-defined]
     return tracer
+
+
+def cut_sets(tracer: _Tracer) -> Iterator[tuple[str, list[int]]]:
+    """(split name, value ids crossing it) after every node, in execution order.
+
+    A value crosses the split after node i when producer <= i < its last use and it depends on
+    the model input (model outputs are used "after the end").
+    """
+    values = tracer.values
+    starts: dict[int, list[int]] = {}
+    for vid, v in enumerate(values):
+        if v.dynamic and v.end > v.producer:
+            starts.setdefault(v.producer, []).append(vid)
+    live: dict[int, None] = {}
+    for i, n in enumerate(tracer.nodes):
+        for vid in starts.get(i, ()):
+            live[vid] = None
+        for vid in [v for v in live if values[v].end <= i]:
+            del live[vid]
+        yield n.name, list(live)
 
 
 def _unwrap_output(out: Any) -> Any:
@@ -636,29 +668,22 @@ def _assemble(
             )
         )
 
-    # cut sets: a value crosses a split after layer i when producer <= i < end
-    starts: dict[int, list[int]] = {}
-    for vid, v in enumerate(values):
-        if v.dynamic and v.end > v.producer:
-            starts.setdefault(v.producer, []).append(vid)
-    live: dict[int, None] = {}
     splits = []
     macs = params = 0
-    for i, n in enumerate(nodes):
+    for i, (n, (after, live)) in enumerate(zip(nodes, cut_sets(tracer), strict=True)):
         macs += n.flops // 2
         params += n.params
-        for vid in starts.get(i, ()):
-            live[vid] = None
-        for vid in [v for v in live if values[v].end <= i]:
-            del live[vid]
         tensors = tuple(
-            CutTensor(nodes[values[v].producer].name, values[v].shape, values[v].elements, vbytes(values[v]))
+            CutTensor(
+                nodes[values[v].producer].name, values[v].shape, values[v].elements, vbytes(values[v]),
+                values[v].native_bits is None,
+            )
             for v in live
         )
         splits.append(
             Split(
                 index=i,
-                after=n.name,
+                after=after,
                 tensors=tensors,
                 elements=sum(t.elements for t in tensors),
                 bytes=sum(t.bytes for t in tensors),
@@ -749,13 +774,3 @@ def _what_it_accepts(model: nn.Module, shape: tuple[int, ...], default_res: int)
                 lo = mid + 1
         return f"the smallest square input it accepts is {lo}x{lo}"
     return f"it accepts {default_res}x{default_res}"
-
-
-def iter_models_params() -> Iterator[tuple[str, str, int]]:
-    """(name, source, params) of every registered model, built on meta."""
-    for name, spec in sorted(zoo.registry().items()):
-        try:
-            m = zoo.build(spec, device="meta")
-            yield name, spec.source, sum(p.numel() for p in {id(p): p for p in m.parameters()}.values())
-        except PktcharError:
-            yield name, spec.source, -1

@@ -107,7 +107,7 @@ def to_markdown(table: Table, heading: str = "###") -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("|", "\\|")
+    return s.replace("|", "\\|").replace("\n", "<br>")
 
 
 def to_csv(table: Table) -> str:
@@ -137,16 +137,22 @@ def tex_escape(s: str) -> str:
     return "".join(_TEX_ESCAPE.get(ch, ch) for ch in s)
 
 
+def _tex_cell(col: Column, v: Any) -> str:
+    text = cell_exact(col, v)
+    lines = [tex_escape(x) for x in text.split("\n")]
+    if col.kind == "shape":
+        lines = [x.replace("x", r"$\times$") for x in lines]
+    if len(lines) > 1:
+        return r"\shortstack[l]{" + r"\\".join(lines) + "}"
+    return lines[0]
+
+
 def to_latex(table: Table, label: str = "", longtable: bool | None = None) -> str:
     """A booktabs table (a longtable when it has many rows)."""
     cols = table.columns
     spec = "".join("r" if c.kind in ("bytes", "count", "int", "float") else "l" for c in cols)
     head = " & ".join(tex_escape(_title(c, False)) for c in cols) + r" \\"
-    body = [
-        " & ".join(tex_escape(cell_exact(c, r.get(c.key))).replace("x", r"$\times$") if c.kind == "shape"
-                   else tex_escape(cell_exact(c, r.get(c.key))) for c in cols) + r" \\"
-        for r in table.rows
-    ]
+    body = [" & ".join(_tex_cell(c, r.get(c.key)) for c in cols) + r" \\" for r in table.rows]
     long = len(table.rows) > 40 if longtable is None else longtable
     cap = tex_escape(table.title)
     lab = f"\\label{{{label}}}" if label else ""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from .codec import Coding
 from .profile import Profile
+from .qos import Requirements
 from .render import Column, Table
+from .table import Cell, PacketTable
 
 LAYER_COLUMNS = (
     Column("index", "#", "int"),
@@ -49,9 +52,10 @@ def layers_table(p: Profile) -> Table:
     return Table(f"Layers of {profile_title(p)}", LAYER_COLUMNS, rows)
 
 
-def splits_table(p: Profile) -> Table:
+def splits_table(p: Profile, coding: Coding | None = None) -> Table:
     rows = [
         {
+            "coded": coding.split_bytes(s) if coding is not None else None,
             "index": s.index,
             "after": s.after,
             "shapes": [list(t.shape) for t in s.tensors],
@@ -62,12 +66,12 @@ def splits_table(p: Profile) -> Table:
         }
         for s in p.splits
     ]
-    return Table(
-        f"Split points of {profile_title(p)}",
-        SPLIT_COLUMNS,
-        rows,
-        caption="payload = every tensor produced before the cut and still needed after it ('input' = full offload)",
-    )
+    cols = list(SPLIT_COLUMNS)
+    caption = "payload = every tensor produced before the cut and still needed after it ('input' = full offload)"
+    if coding is not None:
+        cols.insert(5, Column("coded", "coded", "bytes"))
+        caption += f"; coded: {coding.describe()}"
+    return Table(f"Split points of {profile_title(p)}", cols, rows, caption=caption)
 
 
 def summary_lines(p: Profile) -> list[str]:
@@ -82,3 +86,139 @@ def summary_lines(p: Profile) -> list[str]:
     ]
     lines += [f"note: {n}" for n in p.notes]
     return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# The packet-size table (seed 002, Table 1)
+
+
+def _fmt_5qi(qis: list[int]) -> str:
+    return ",".join(map(str, qis)) if qis else "none"
+
+
+def cell_text(c: Cell) -> str:
+    from .units import human_bytes
+
+    text = f"{human_bytes(c.min_bytes)} ({c.min_split}) ~ {human_bytes(c.max_bytes)} ({c.max_split})"
+    if c.min_req is not None and c.max_req is not None:
+        text += f"\n5QI: {_fmt_5qi(c.min_req.fitting)} ~ {_fmt_5qi(c.max_req.fitting)}"
+    return text
+
+
+def packet_grid(t: PacketTable) -> Table:
+    """Rows resolutions, columns models, as the paper lays it out."""
+    cols = [Column("res", "input")] + [Column(m, m) for m in t.models]
+    rows = []
+    for r in t.resolutions:
+        row: dict[str, object] = {"res": _res_label(t, r)}
+        for m in t.models:
+            row[m] = cell_text(t.cell(m, r))
+        rows.append(row)
+    budget = _budget(t)
+    caption = (
+        f"Payload per frame over all split points, min (split) ~ max (split); coding: {t.coding}"
+        + (f"; 5QIs that fit each end for {budget} ({t.transport})" if budget else "")
+    )
+    return Table("Packet characteristics of image classifiers", cols, rows, caption=caption)
+
+
+def _res_label(t: PacketTable, r: str) -> str:
+    c = t.cell(t.models[0], r)
+    return f"{r} ({c.input_shape[2]}x{c.input_shape[3]})"
+
+
+def _budget(t: PacketTable) -> str:
+    parts = []
+    if t.latency is not None:
+        parts.append(f"a {t.latency * 1000:g} ms latency budget")
+    if t.fps is not None:
+        parts.append(f"{t.fps:g} frames/s")
+    return " and ".join(parts)
+
+
+LONG_COLUMNS = (
+    Column("res", "input"),
+    Column("model", "model"),
+    Column("min_bytes", "min payload", "bytes"),
+    Column("min_split", "min split"),
+    Column("max_bytes", "max payload", "bytes"),
+    Column("max_split", "max split"),
+    Column("min_5qi", "5QI (min)"),
+    Column("max_5qi", "5QI (max)"),
+)
+
+
+def packet_long(t: PacketTable) -> Table:
+    rows = []
+    for c in t.cells:
+        d = c.to_dict()
+        d["min_5qi"] = _fmt_5qi(d["min_5qi"]) if "min_5qi" in d else ""
+        d["max_5qi"] = _fmt_5qi(d["max_5qi"]) if "max_5qi" in d else ""
+        rows.append(d)
+    return Table("Packet characteristics, one row a cell", LONG_COLUMNS, rows, caption=f"coding: {t.coding}")
+
+
+def paper_comparison(t: PacketTable) -> Table | None:
+    rows = [
+        {"res": c.res, "model": c.model, "paper_row": c.paper[0], "comparison": c.comparison()}
+        for c in t.cells
+        if c.paper is not None
+    ]
+    if not rows:
+        return None
+    cols = (Column("res", "input"), Column("model", "model"), Column("paper_row", "seed 002 row"),
+            Column("comparison", "paper vs exact"))
+    return Table("Seed 002's Table 1 against the exact ranges", cols, rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# Requirements of one flow
+
+
+REQ_COLUMNS = (Column("quantity", "quantity"), Column("value", "value"))
+
+
+def requirements_table(r: Requirements, title: str = "Flow requirements") -> Table:
+    from .units import human_bytes, human_rate
+
+    pk = r.packets
+    sizes = ", ".join(f"{n} x {s} B" for s, n in pk.sizes)
+    rows = [
+        ("payload per frame", f"{human_bytes(r.payload)} ({r.payload:,} B), class {r.size_class}"),
+        ("latency budget", f"{r.latency * 1000:g} ms" + (f" (frame interval at {r.fps:g} fps)" if r.fps else "")),
+        ("transport", pk.transport.describe()),
+        ("packets per frame", f"{pk.count:,} ({sizes})" + (f"; {pk.acks:,} ACKs back" if pk.acks else "")),
+        ("IP / frame / wire bytes", f"{pk.ip_bytes:,} / {pk.frame_bytes:,} / {pk.wire_bytes:,} B"),
+        ("overhead on the wire", f"{pk.overhead:.2%}"),
+        ("rate, 3GPP form (payload x 8 / latency)", human_rate(r.rate_payload)),
+        ("rate on the wire within the budget", human_rate(r.rate_wire)),
+    ]
+    if r.avg_rate_payload is not None:
+        rows.append(("average rate at fps (payload / wire)",
+                     f"{human_rate(r.avg_rate_payload)} / {human_rate(r.avg_rate_wire or 0)}"))
+    if r.link is not None:
+        rows += [
+            ("link", human_rate(r.link)),
+            ("serialization time of one frame", f"{(r.serialization or 0) * 1000:.4g} ms"),
+            ("max frames/s the link carries", f"{r.max_fps:.4g}"),
+            ("fits the link", "yes" if r.fits_link else "NO"),
+        ]
+    fit = r.fitting
+    rows.append(("5QIs that fit", ", ".join(map(str, fit)) if fit else "no standardized 5QI fits"))
+    dc = r.fitting_dc_gbr
+    rows.append(("delay-critical GBR 5QIs that fit", ", ".join(map(str, dc)) if dc else "none"))
+    return Table(title, REQ_COLUMNS, [{"quantity": q, "value": v} for q, v in rows])
+
+
+def fiveqi_table(r: Requirements) -> Table:
+    cols = (Column("qi", "5QI", "int"), Column("resource", "type"), Column("pdb", "PDB (ms)"),
+            Column("mdbv", "MDBV (B)"), Column("fits", "fits"), Column("reason", "why"))
+    rows = [
+        {"qi": f.fiveqi.qi, "resource": f.fiveqi.resource, "pdb": f"{f.fiveqi.pdb_ms:g}",
+         "mdbv": "" if f.fiveqi.mdbv is None else f"{f.fiveqi.mdbv:,}", "fits": "yes" if f.fits else "no",
+         "reason": f.reason}
+        for f in r.fits
+    ]
+    from .qos import FIVEQI_SOURCE
+
+    return Table("Standardized 5QIs against this flow", cols, rows, caption=FIVEQI_SOURCE)
