@@ -92,8 +92,8 @@ class Coding:
         return f"{self.dtype}, uncompressed"
 
     def split_bytes(self, split: Split) -> int:
-        """Coded bytes of a split's cut set (``split`` from a profile made at this coding's dtype)."""
-        raw = sum(t.bytes + (QUANT_OVERHEAD.get(self.dtype, 0) if t.floating else 0) for t in split.tensors)
+        """Coded bytes of a split's cut set: floating tensors at this coding's dtype, others as they are."""
+        raw = sum(tensor_bytes(t.elements, self.dtype) if t.floating else t.bytes for t in split.tensors)
         if self.measured is not None:
             return math.ceil(raw * self.measured.ratio(split.after))
         if self.compression is not None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import re
 import types
 from collections import Counter
@@ -286,6 +287,8 @@ class _Tracer:
     def __init__(self, model: nn.Module, on_value: Callable[[int, torch.Tensor], None] | None = None) -> None:
         self.model = model
         self.on_value = on_value
+        self.counter: _MacCounter | None = None  # entered only where MACs may hide (see _macs_by_formula)
+        self.counting = False
         self.nodes: list[_Node] = []
         self.values: list[_Value] = []
         self.tensor_value: dict[int, int] = {}  # id(tensor) -> its current value
@@ -370,8 +373,22 @@ class _Tracer:
                             self.attributed.add(id(p))
                             node.params += p.numel()
                     self.current = node
+                    if type(module) not in _KNOWN_LEAVES:
+                        self.start_counting()
         finally:
             self.busy = False
+
+    def start_counting(self) -> bool:
+        if self.counting or self.counter is None:
+            return False
+        self.counter.__enter__()
+        self.counting = True
+        return True
+
+    def stop_counting(self) -> None:
+        if self.counting and self.counter is not None:
+            self.counting = False
+            self.counter.__exit__(None, None, None)
 
     def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         self.busy = True
@@ -380,7 +397,11 @@ class _Tracer:
                 if self.leaf_depth == 1 and self.current is not None:
                     node = self.current
                     self.current = None
+                    self.stop_counting()
                     outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+                    formula = _MAC_FORMULAS.get(type(module))
+                    if formula is not None and outs:
+                        node.flops += 2 * formula(module, outs[0])
                     self.commit(node, outs, node.dynamic)
                 self.leaf_depth -= 1
             self.stack.pop()
@@ -411,10 +432,13 @@ class _FunctionRecorder(TorchFunctionMode):
         dynamic = t.consume(node, (args, kwargs))
         t.busy = False
         t.current = node
+        counting = _MAY_HOLD_MACS.search(op) is not None and t.start_counting()
         try:
             out = func(*args, **kwargs)
         finally:
             t.current = None
+            if counting:
+                t.stop_counting()
         t.busy = True
         try:
             outs = [x for x in tree_flatten(out)[0] if isinstance(x, torch.Tensor)]
@@ -507,6 +531,31 @@ def _fast_elementwise(model: nn.Module) -> None:
             m.forward = types.MethodType(_SHAPE_ONLY[cls], m)
 
 
+def _conv_macs(m: nn.Module, out: torch.Tensor) -> int:
+    return out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)  # type: ignore[operator, arg-type]
+
+
+def _linear_macs(m: nn.Module, out: torch.Tensor) -> int:
+    return out.numel() * m.in_features  # type: ignore[operator,return-value]
+
+
+# Stock leaves whose MACs follow from their shapes (the same formulas as torch.utils.flop_counter:
+# conv = out elements x Cin/groups x kernel; linear = out elements x in_features; bias not counted),
+# and stock leaves with none. Every other leaf runs under the dispatch-level counter.
+_MAC_FORMULAS: dict[type, Callable[[nn.Module, torch.Tensor], int]] = {
+    nn.Conv1d: _conv_macs, nn.Conv2d: _conv_macs, nn.Conv3d: _conv_macs, nn.Linear: _linear_macs,
+}
+_KNOWN_LEAVES: frozenset[type] = frozenset(
+    {*_MAC_FORMULAS, *_SHAPE_ONLY, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
+     nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
+     nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+     nn.AlphaDropout, nn.Identity, nn.Flatten, nn.Unflatten, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d,
+     nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.Softmax, nn.LogSoftmax, nn.Softmax2d,
+     nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.PixelShuffle, nn.PixelUnshuffle,
+     nn.ChannelShuffle}
+)
+
+
 def trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
     """Run ``model`` (already on meta) once on a meta input of ``input_shape``; return the tracer."""
     return _trace(model, torch.empty(input_shape, device="meta"))
@@ -535,8 +584,9 @@ def _trace(
     tracer.busy = True
     tracer.commit(input_node, [x], True)
     tracer.busy = False
+    tracer.counter = _MacCounter(tracer)
     try:
-        with torch.no_grad(), _FunctionRecorder(tracer), _MacCounter(tracer):
+        with torch.no_grad(), _FunctionRecorder(tracer):
             out = model(x)
     except Exception as e:
         if tracer.stack:
@@ -544,6 +594,7 @@ def _trace(
             e._pktchar_stack = f"'{mname or '(top)'}' ({type(mod).__name__})"  # type: ignore[attr-defined]
         raise
     finally:
+        tracer.stop_counting()  # a failing leaf never reached its post-hook
         for h in handles:
             h.remove()
         if gc_was_on:

@@ -151,8 +151,6 @@ def cell_from_profile(
     fps: float | None = None,
     res: Resolution | None = None,
 ) -> Cell:
-    if p.dtype != coding.dtype:
-        raise ValueError(f"profile at {p.dtype} cannot be coded as {coding.dtype}")
     coded = [(coding.split_bytes(s), s) for s in p.splits]
     lo = min(coded, key=lambda c: (c[0], c[1].index))
     hi = max(coded, key=lambda c: (c[0], -c[1].index))

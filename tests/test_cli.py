@@ -72,3 +72,52 @@ def test_broken_factory_file(tmp_path):
 def test_help():
     r = run_cli("profile", "--help")
     assert r.returncode == 0 and "--res" in r.stdout and "x100" in r.stdout
+
+
+def test_qos_json():
+    r = run_cli("qos", "--payload", "270kB", "--latency", "15ms", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["rate_payload_bps"] == pytest.approx(144e6)
+    assert d["packets"]["packets"] == 187  # (270,000 + 24) / 1448 -> 186 full + 1
+    assert d["fitting_5qi"] == [80]
+
+
+def test_table_csv_and_tex():
+    r = run_cli("table", "--models", "alexnet,vgg16", "--res", "224,8k", "--compression", "0.1", "--fps", "30",
+                "--format", "csv")
+    assert r.returncode == 0, r.stderr
+    rows = {(x["model"], x["res"]): x for x in csv.DictReader(io.StringIO(r.stdout))}
+    assert int(rows[("vgg16", "8k")]["max_bytes"]) == 849_346_560  # 64 x 4320 x 7680 x 4 B x 0.1
+    tex = run_cli("table", "--models", "vgg16", "--res", "224", "--format", "tex").stdout
+    assert "\\toprule" in tex and "\\bottomrule" in tex
+
+
+def test_profile_split_flow():
+    r = run_cli("profile", "vgg16", "--res", "224", "--split", "features.30", "--fps", "30", "--link", "100mbit",
+                "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["coded_bytes"] == 100_352
+    assert d["requirements"]["packets"]["packets"] == 70  # (100,352 + 24) / 1448 -> 69 full + 1
+    assert d["requirements"]["fits_link"] is True
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["profile", "vgg16", "--split", "features.31", "--fps", "30"], "Did you mean"),
+        (["profile", "vgg16", "--split", "features.30"], "needs a budget"),
+        (["qos", "--payload", "10furlongs", "--latency", "1ms"], "unknown size unit"),
+        (["qos", "--payload", "1kB", "--latency", "1ms", "--mtu", "40"], "too small"),
+        (["qos", "--payload", "1kB", "--fps", "0"], "must be positive"),
+        (["qos", "--payload", "1kB", "--latency", "10ms", "--link", "0mbit"], "must be positive"),
+        (["table", "--models", "vgg16,alexnett", "--res", "224"], "alexnet"),
+        (["table", "--models", "vgg16", "--res", "224", "--compression", "2"], "(0, 1]"),
+        (["table", "--models", "vgg16", "--res", "224", "--coder", "gzip"], "unknown coder"),
+    ],
+)
+def test_bad_flow_input(args, needle):
+    r = run_cli(*args)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert needle in r.stderr, r.stderr
