@@ -148,8 +148,10 @@ def main() -> None:
         f"`pktchar profile vgg16 --res 8k --format json`: {wall:.2f} s wall, {rss:.0f} MB peak RSS, exit {rc} "
         "(targets: under 10 s and 1.5 GB).",
         "",
-        "torchinfo counts MACs of the same layers by running them; its figure at 1080p is the cross-check of "
-        "pktchar's meta-tensor count.",
+        "torchinfo counts MACs of the same layers by running them, so its figure cross-checks pktchar's "
+        "meta-tensor count; it is slightly higher because torchinfo also counts each bias addition as a MAC "
+        "(VGG-16 at 224: 13,556,712 more, exactly one per output element of its conv and linear layers), "
+        "which pktchar, like fvcore and torchvision's published GFLOPS, does not.",
     ]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
