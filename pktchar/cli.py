@@ -450,6 +450,69 @@ def qos_cmd(
     _emit("\n".join(render(t, fmt.value) for t in tables), None)
 
 
+@app.command("report")
+@friendly
+def report_cmd(
+    models: Annotated[str, typer.Argument(help="Model or comma-separated models, e.g. vgg16,resnet50")],
+    res: Annotated[str, typer.Option("--res", "-r", help="Comma-separated resolutions")] = "224,1080p,4k,8k",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default reports/<models>-<res>/)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty report folder")] = False,
+    dtype: Annotated[str, typer.Option("--dtype", "-d", help="fp32, fp16, bf16, int8, int4")] = "fp32",
+    compression: CompressionOpt = None,
+    coder: CoderOpt = None,
+    measure_res: MeasureResOpt = "224",
+    images: ImagesOpt = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for --coder's forward pass")] = None,
+    split: Annotated[
+        str | None,
+        typer.Option("--split", "-s", help="Split whose flow is detailed, for all models or as "
+                     "model=split,model=split (default: each model's cheapest inner split)"),
+    ] = None,
+    link: Annotated[str | None, typer.Option("--link", help="Link rate, e.g. 100mbit")] = None,
+    fps: FpsOpt = None,
+    latency: LatencyOpt = None,
+    proto: ProtoOpt = Proto.tcp,
+    mtu: MtuOpt = 1500,
+    ipv6: Ipv6Opt = False,
+    app_header: AppHdrOpt = 24,
+) -> None:
+    """Write a report folder: report.md, report.tex (+ table fragments), figures (PNG, PDF), report.json."""
+    from .dtypes import check_dtype
+    from .report import collect, write
+    from .resolution import parse_resolutions
+    from .units import parse_rate
+    from .zoo import resolve
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if not names:
+        raise PktcharError("no model given")
+    for n in names:
+        resolve(n)
+    ress = parse_resolutions(res)
+    dtype = check_dtype(dtype)
+    lat, fps = _budget(latency, fps)
+    link_bps = parse_rate(link) if link else None
+    transport = _transport(proto, mtu, ipv6, app_header)
+    target = out or Path("reports") / f"{'-'.join(n.replace('/', '_').replace(':', '_') for n in names)}-" \
+        f"{'-'.join(r.label for r in ress)}"
+    if target.exists() and any(target.iterdir()) and not force:
+        raise PktcharError(f"{target} exists and is not empty: choose another --out or pass --force")
+    splits: str | dict[str, str] | None = split
+    if split and "=" in split:
+        pairs = [x.split("=", 1) for x in split.split(",") if x.strip()]
+        splits = {k.strip(): v.strip() for k, v in pairs}
+        unknown = set(splits) - set(names)
+        if unknown:
+            raise PktcharError(f"--split names models not in the report: {', '.join(sorted(unknown))}")
+    measured = _measure_all(names, coder, dtype, measure_res, weights, images, None)
+    data = collect(
+        names, [r.label for r in ress], dtype=dtype, compression=compression, measured=measured,
+        transport=transport, latency=lat, fps=fps, link=link_bps, split=splits, progress=_progress("profiling"),
+    )
+    paths = write(data, target, force=force)
+    print(f"wrote {paths['md']}, {paths['tex']}, {paths['json']} and figures/ in {target}", file=sys.stderr)
+
+
 def main() -> None:
     try:
         app()

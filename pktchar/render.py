@@ -19,7 +19,7 @@ from .units import human_bytes, human_count
 class Column:
     key: str
     title: str
-    kind: str = "text"  # text | int | bytes | count | shape | float
+    kind: str = "text"  # text | para (long text, wrapped in LaTeX) | int | bytes | count | shape | float
     unit: str = ""
 
 
@@ -128,7 +128,7 @@ _TEX_ESCAPE = {
     "_": r"\_",
     "{": r"\{",
     "}": r"\}",
-    "~": r"\textasciitilde{}",
+    "~": r"$\sim$",
     "^": r"\textasciicircum{}",
 }
 
@@ -142,15 +142,21 @@ def _tex_cell(col: Column, v: Any) -> str:
     lines = [tex_escape(x) for x in text.split("\n")]
     if col.kind == "shape":
         lines = [x.replace("x", r"$\times$") for x in lines]
-    if len(lines) > 1:
-        return r"\shortstack[l]{" + r"\\".join(lines) + "}"
+    if len(lines) > 1:  # a cell of several lines, top-aligned with its row
+        return r"\begin{tabular}[t]{@{}l@{}}" + r"\\".join(lines) + r"\end{tabular}"
     return lines[0]
 
 
-def to_latex(table: Table, label: str = "", longtable: bool | None = None) -> str:
-    """A booktabs table (a longtable when it has many rows)."""
+def to_latex(table: Table, label: str = "", longtable: bool | None = None, fit_width: bool = True) -> str:
+    """A booktabs table (a longtable when it has many rows); a wide one shrinks to the line width."""
     cols = table.columns
-    spec = "".join("r" if c.kind in ("bytes", "count", "int", "float") else "l" for c in cols)
+    paras = sum(c.kind == "para" for c in cols)
+    spec = "".join(
+        "r" if c.kind in ("bytes", "count", "int", "float")
+        else f"p{{{0.55 / paras:.2f}\\linewidth}}" if c.kind == "para" else "l"
+        for c in cols
+    )
+    fit_width = fit_width and not paras  # wrapped columns already fit
     head = " & ".join(tex_escape(_title(c, False)) for c in cols) + r" \\"
     body = [" & ".join(_tex_cell(c, r.get(c.key)) for c in cols) + r" \\" for r in table.rows]
     long = len(table.rows) > 40 if longtable is None else longtable
@@ -158,6 +164,7 @@ def to_latex(table: Table, label: str = "", longtable: bool | None = None) -> st
     lab = f"\\label{{{label}}}" if label else ""
     if long:
         lines = [
+            "{\\footnotesize\\setlength{\\tabcolsep}{3pt}",
             f"\\begin{{longtable}}{{{spec}}}",
             f"\\caption{{{cap}}}{lab}\\\\",
             "\\toprule",
@@ -171,6 +178,7 @@ def to_latex(table: Table, label: str = "", longtable: bool | None = None) -> st
             *body,
             "\\bottomrule",
             "\\end{longtable}",
+            "}",
         ]
     else:
         lines = [
@@ -178,13 +186,14 @@ def to_latex(table: Table, label: str = "", longtable: bool | None = None) -> st
             "\\centering",
             "\\small",
             f"\\caption{{{cap}}}{lab}",
+            *([r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"] if fit_width else []),
             f"\\begin{{tabular}}{{{spec}}}",
             "\\toprule",
             head,
             "\\midrule",
             *body,
             "\\bottomrule",
-            "\\end{tabular}",
+            "\\end{tabular}" + ("}" if fit_width else ""),
             "\\end{table}",
         ]
     return "\n".join(lines) + "\n"

@@ -167,7 +167,7 @@ def paper_comparison(t: PacketTable) -> Table | None:
     if not rows:
         return None
     cols = (Column("res", "input"), Column("model", "model"), Column("paper_row", "seed 002 row"),
-            Column("comparison", "paper vs exact"))
+            Column("comparison", "paper vs exact", "para"))
     return Table("Seed 002's Table 1 against the exact ranges", cols, rows)
 
 

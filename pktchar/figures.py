@@ -1,0 +1,170 @@
+"""Figures as matplotlib ``Figure`` objects (no pyplot state), saved as PNG and PDF by the report.
+
+Every figure labels its axes with units (SI bytes), keeps legends off the data
+(outside the axes or in an empty corner) and draws what it claims: tests read
+the series back through matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
+
+from .codec import Coding
+from .qos import FIVEQI_TABLE
+from .units import human_bytes, human_count
+
+if TYPE_CHECKING:
+    from .packets import Packets
+    from .profile import Profile
+    from .table import PacketTable
+
+_BYTES_FMT = FuncFormatter(lambda v, _: human_bytes(v, 2) if v > 0 else "0")
+_COUNT_FMT = FuncFormatter(lambda v, _: human_count(v, 2) if v > 0 else "0")
+
+
+def _mdbv_limits() -> list[tuple[int, list[int]]]:
+    """Distinct DC-GBR maximum data burst volumes and the 5QIs that have them."""
+    by: dict[int, list[int]] = {}
+    for q in FIVEQI_TABLE:
+        if q.mdbv is not None:
+            by.setdefault(q.mdbv, []).append(q.qi)
+    return sorted(by.items())
+
+
+def payload_along_network(model: str, profiles: Sequence[Profile], coding: Coding) -> Figure:
+    """Coded payload at every split point, one line a resolution, log scale, MDBV limits drawn."""
+    n = len(profiles[0].splits)
+    fig = Figure(figsize=(max(8.0, min(18.0, 0.09 * n + 6)), 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    styles = ["-", "--", "-.", ":"]
+    for k, p in enumerate(profiles):  # line styles differ so equal payloads (after pooling) stay visible
+        ys = [max(coding.split_bytes(s), 1) for s in p.splits]
+        ax.plot(range(len(ys)), ys, marker="o" if n <= 60 else None, ms=3, lw=1.4, ls=styles[k % len(styles)],
+                label=f"{p.resolution} ({p.input_shape[2]}x{p.input_shape[3]})")
+    for mdbv, _ in _mdbv_limits():
+        ax.axhline(mdbv, color="0.55", lw=0.8, ls="--", zorder=0)
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10))
+    ax.yaxis.set_major_formatter(_BYTES_FMT)
+    ax.set_ylabel(f"payload per frame ({coding.dtype}, coded; bytes, SI)")
+    ax.set_xlabel("split point (the device runs every layer up to and including it)")
+    ticks = _tick_positions(n)
+    names = [profiles[0].splits[i].after for i in ticks]
+    ax.set_xticks(ticks, names, rotation=60, ha="right", fontsize=7)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.grid(True, which="major", axis="y", alpha=0.3)
+    ax.set_title(f"{model}: payload at every split point ({coding.describe()})", fontsize=10)
+    _mdbv_axis(ax)
+    ax.legend(title="input", loc="upper left", bbox_to_anchor=(1.09, 1.0), fontsize=8)
+    return fig
+
+
+def _mdbv_axis(ax: object) -> None:
+    """The 5QI burst-volume limits as labelled ticks on a right-hand axis (labels never cover data);
+    limits closer than 1.3x share one label."""
+    groups: list[list[tuple[int, list[int]]]] = []
+    for mdbv, qis in _mdbv_limits():
+        if groups and mdbv / groups[-1][0][0] < 1.3:
+            groups[-1].append((mdbv, qis))
+        else:
+            groups.append([(mdbv, qis)])
+    right = ax.twinx()  # type: ignore[attr-defined]
+    right.set_yscale("log")
+    right.set_ylim(ax.get_ylim())  # type: ignore[attr-defined]
+    ticks, labels = [], []
+    for g in groups:
+        qis = sorted(q for _, qs in g for q in qs)
+        lo, hi = g[0][0], g[-1][0]
+        ticks.append(lo)
+        size = human_bytes(lo) if lo == hi else f"{human_bytes(lo)}-{human_bytes(hi)}"
+        labels.append(f"5QI {','.join(map(str, qis))} MDBV {size}")
+    right.set_yticks(ticks, labels, fontsize=7, color="0.35")
+    right.minorticks_off()
+    right.tick_params(axis="y", length=0)
+
+
+def _tick_positions(n: int, most: int = 40) -> list[int]:
+    step = max(1, math.ceil(n / most))
+    ticks = list(range(0, n, step))
+    if ticks[-1] != n - 1:
+        ticks.append(n - 1)
+    return ticks
+
+
+def macs_vs_payload(model: str, profiles: Sequence[Profile], coding: Coding) -> Figure:
+    """The split trade-off: device-side MACs against payload, one series a resolution."""
+    fig = Figure(figsize=(8.0, 5.2), layout="constrained")
+    ax = fig.add_subplot()
+    for p in profiles:
+        pts = [(s.device_macs, max(coding.split_bytes(s), 1), s.after) for s in p.splits if s.device_macs > 0]
+        xs, ys = [x for x, _, _ in pts], [y for _, y, _ in pts]
+        ax.plot(xs, ys, marker=".", ms=5, lw=0.6, label=f"{p.resolution}")
+        lo = min(range(len(ys)), key=lambda i: (ys[i], i))
+        ax.annotate(pts[lo][2], (xs[lo], ys[lo]), xytext=(4, -10), textcoords="offset points", fontsize=7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(_COUNT_FMT)
+    ax.yaxis.set_major_formatter(_BYTES_FMT)
+    ax.set_xlabel("device-side compute up to the split (MACs)")
+    ax.set_ylabel(f"payload per frame ({coding.dtype}, coded; bytes)")
+    ax.set_title(f"{model}: compute on the device against traffic on the network\n"
+                 "(split points after the first MAC; full offload is the input itself)", fontsize=10)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(title="input", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return fig
+
+
+def packet_sizes(title: str, packets: Packets) -> Figure:
+    """IP packet-size distribution of one frame."""
+    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    sizes = [s for s, _ in packets.sizes]
+    counts = [n for _, n in packets.sizes]
+    width = max(8.0, 0.02 * max(sizes))
+    bars = ax.bar(sizes, counts, width=width, color="C0")
+    for b, n in zip(bars, counts, strict=True):
+        ax.annotate(f"{n:,}", (b.get_x() + b.get_width() / 2, b.get_height()), xytext=(0, 2),
+                    textcoords="offset points", ha="center", fontsize=8)
+    ax.set_xlim(0, packets.transport.mtu * 1.08)
+    if max(counts) > 50 * min(counts):
+        ax.set_yscale("log")
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(0, max(counts) * 1.15)
+    ax.set_xlabel("IP packet length (bytes)")
+    ax.set_ylabel("packets per frame")
+    ax.set_title(f"{title}\n{packets.count:,} packets, {human_bytes(packets.wire_bytes)} on the wire, "
+                 f"{packets.transport.describe()}", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def packet_table_heatmap(t: PacketTable) -> Figure:
+    """log10 of the min and max payload of every model/resolution cell, annotated."""
+    import numpy as np
+
+    models, ress = list(t.models), list(t.resolutions)
+    fig = Figure(figsize=(3.0 + 2.6 * len(models), 1.6 + 0.75 * len(ress)), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, which in zip(axes, ("min", "max"), strict=True):
+        grid = np.array([[getattr(t.cell(m, r), f"{which}_bytes") for m in models] for r in ress], dtype=float)
+        im = ax.imshow(np.log10(np.maximum(grid, 1)), cmap="viridis", aspect="auto", vmin=0,
+                       vmax=max(1.0, math.ceil(np.log10(max(grid.max(), 10)))))
+        for i in range(len(ress)):
+            for j in range(len(models)):
+                c = t.cell(models[j], ress[i])
+                ax.text(j, i, f"{human_bytes(grid[i, j], 3)}\n{getattr(c, f'{which}_split')}", ha="center",
+                        va="center", fontsize=7, color="white" if np.log10(max(grid[i, j], 1)) < 6 else "black")
+        ax.set_xticks(range(len(models)), models, fontsize=8)
+        ax.set_yticks(range(len(ress)), ress, fontsize=8)
+        ax.set_title(f"{which} payload over the split points", fontsize=9)
+        ax.set_xlabel("model")
+    axes[0].set_ylabel("input resolution")
+    cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
+    cb.set_label("log10(payload bytes)")
+    return fig
