@@ -30,6 +30,7 @@ import json
 import math
 import re
 import types
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -292,7 +293,10 @@ class _Tracer:
         self.nodes: list[_Node] = []
         self.values: list[_Value] = []
         self.tensor_value: dict[int, int] = {}  # id(tensor) -> its current value
-        self.keep: list[torch.Tensor] = []  # keeps traced tensors alive so ids are never reused
+        # Meta tensors are kept alive so ids are never reused; real tensors (measured coding) are
+        # only weakly referenced, so a real forward pass frees activations as it normally would.
+        self.keep: list[torch.Tensor] = []
+        self.refs: dict[int, weakref.ref[torch.Tensor]] = {}
         self.stack: list[tuple[str, nn.Module]] = []
         self.leaf_depth = 0
         self.current: _Node | None = None
@@ -327,7 +331,10 @@ class _Tracer:
         self.values.append(v)
         vid = len(self.values) - 1
         self.tensor_value[id(t)] = vid
-        self.keep.append(t)
+        if t.is_meta:
+            self.keep.append(t)
+        else:
+            self.refs[id(t)] = weakref.ref(t)
         if self.on_value is not None:  # real tensors: look now, before an in-place op changes them
             self.on_value(vid, t)
         return vid
@@ -340,6 +347,8 @@ class _Tracer:
             if not isinstance(t, torch.Tensor):
                 continue
             vid = self.tensor_value.get(id(t))
+            if vid is not None and not t.is_meta and self.refs[id(t)]() is not t:
+                vid = None  # a freed tensor's id, reused
             if vid is not None:
                 if vid not in node.inputs:
                     node.inputs.append(vid)

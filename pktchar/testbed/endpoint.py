@@ -1,0 +1,247 @@
+"""The two ends of a replay, run inside their namespaces as ``python -m pktchar.testbed.endpoint``.
+
+Wire format (all big-endian):
+
+* frame header, :data:`HEADER` (24 B): frame id u32, split id u16, flags u16,
+  payload length u64, send time u64 (CLOCK_MONOTONIC ns, which every network
+  namespace of the machine shares);
+* UDP only, before every datagram's chunk, :data:`FRAGMENT` (12 B): frame id,
+  fragment index, fragment count (u32 each);
+* the edge's answer to each frame, :data:`ANSWER` (20 B): frame id u32, time the
+  first byte arrived u64, time the last byte arrived u64.
+
+The receiver prints ``READY`` once it listens, then one JSON line a frame; the
+sender prints one JSON line a frame and, if the peer dies, an ``error`` line
+(the frames before it stay measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+
+HEADER = struct.Struct("!IHHQQ")
+FRAGMENT = struct.Struct("!III")
+ANSWER = struct.Struct("!IQQ")
+FLAG_CALIBRATION = 1
+IP_UDP = 20 + 8
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+
+
+def now() -> int:
+    return time.monotonic_ns()
+
+
+def emit(obj: dict) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _recv_exact(sock: socket.socket, view: memoryview) -> None:
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise ConnectionError(f"peer closed after {got} of {len(view)} bytes")
+        got += n
+
+
+# ----------------------------------------------------------------------------------------------
+# receiver (edge)
+
+
+def receive_tcp(port: int, bind: str) -> int:
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        srv.bind((bind, port))
+    except OSError as e:
+        emit({"error": f"cannot listen on {bind}:{port}: {e.strerror}"})
+        return 2
+    srv.listen(4)
+    print("READY", flush=True)
+    while True:
+        conn, _ = srv.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            hdr = bytearray(HEADER.size)
+            buf = bytearray(1 << 20)
+            while True:
+                try:
+                    _recv_exact(conn, memoryview(hdr))
+                except ConnectionError:
+                    break
+                first = now()
+                fid, split, flags, length, sent = HEADER.unpack(hdr)
+                if len(buf) < length:
+                    buf = bytearray(length)
+                try:
+                    _recv_exact(conn, memoryview(buf)[:length])
+                except ConnectionError as e:
+                    emit({"error": f"frame {fid}: {e}"})
+                    break
+                done = now()
+                conn.sendall(ANSWER.pack(fid, first, done))
+                emit({"id": fid, "split": split, "flags": flags, "len": length, "send_ns": sent,
+                      "first_ns": first, "done_ns": done})
+                if flags & 2 and not flags & FLAG_CALIBRATION:  # the sender's last frame
+                    return 0
+
+
+def receive_udp(port: int, bind: str) -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
+    try:
+        sock.bind((bind, port))
+    except OSError as e:
+        emit({"error": f"cannot listen on {bind}:{port}: {e.strerror}"})
+        return 2
+    print("READY", flush=True)
+    frames: dict[int, dict] = {}
+    while True:
+        data, addr = sock.recvfrom(65536)
+        t = now()
+        fid, idx, count = FRAGMENT.unpack_from(data)
+        f = frames.setdefault(fid, {"parts": {}, "first": t})
+        f["parts"][idx] = bytes(data[FRAGMENT.size:])
+        if len(f["parts"]) == count:
+            app = b"".join(f["parts"][i] for i in range(count))
+            _, split, flags, length, sent = HEADER.unpack_from(app)
+            sock.sendto(ANSWER.pack(fid, f["first"], t), addr)
+            emit({"id": fid, "split": split, "flags": flags, "len": length, "send_ns": sent,
+                  "first_ns": f["first"], "done_ns": t, "complete": len(app) - HEADER.size == length})
+            del frames[fid]
+            if flags & 2 and not flags & FLAG_CALIBRATION:
+                return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# sender (device)
+
+
+def _frames(payload_file: Path, sizes: list[int]) -> list[bytes]:
+    data = payload_file.read_bytes()
+    out, pos = [], 0
+    for s in sizes:
+        chunk = data[pos : pos + s]
+        if len(chunk) < s:  # repeat the real coded bytes up to the exact coded size
+            chunk = (chunk or b"\0") * (s // max(len(chunk), 1) + 1)
+            chunk = chunk[:s]
+        out.append(chunk)
+        pos = (pos + s) if pos + s < len(data) else 0
+    return out
+
+
+def send_tcp(host: str, port: int, frames: list[bytes], fps: float | None, split: int, calib: bool) -> int:
+    try:
+        sock = socket.create_connection((host, port), timeout=10)
+    except OSError as e:
+        emit({"error": f"cannot connect to {host}:{port}: {e.strerror or e}"})
+        return 3
+    sock.settimeout(120)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    # A whole frame must fit in the send buffer: when a send waits for buffer space, Linux pushes the
+    # partly filled segment even under TCP_CORK, and the wire would show extra short segments.
+    # SO_SNDBUFFORCE (root, which the testbed is) passes net.core.wmem_max; the kernel doubles it.
+    largest = max((len(f) for f in frames), default=0) + HEADER.size
+    want = min(max(4 << 20, 2 * largest), 256 << 20)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, want)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
+    ans = bytearray(ANSWER.size)
+    t0 = now()
+    for i, payload in enumerate(frames):
+        if fps:
+            wait = t0 + int(i * 1e9 / fps) - now()
+            if wait > 0:
+                time.sleep(wait / 1e9)
+        flags = (FLAG_CALIBRATION if calib else 0) | (2 if i == len(frames) - 1 else 0)
+        sent = now()
+        msg = HEADER.pack(i, split, flags, len(payload), sent) + payload
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)  # only full segments but the last
+            sock.sendall(msg)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            _recv_exact(sock, memoryview(ans))
+        except (OSError, ConnectionError) as e:
+            emit({"error": f"peer lost during frame {i}: {e}", "frame": i})
+            return 4
+        back = now()
+        fid, first, done = ANSWER.unpack(ans)
+        emit({"id": fid, "len": len(payload), "send_ns": sent, "first_ns": first, "done_ns": done,
+              "answer_ns": back})
+    sock.close()
+    return 0
+
+
+def send_udp(host: str, port: int, frames: list[bytes], fps: float | None, split: int, mtu: int) -> int:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 << 10)  # back-pressure before the qdisc drops
+    sock.connect((host, port))
+    chunk = mtu - IP_UDP - FRAGMENT.size
+    ans = bytearray(ANSWER.size)
+    t0 = now()
+    for i, payload in enumerate(frames):
+        if fps:
+            wait = t0 + int(i * 1e9 / fps) - now()
+            if wait > 0:
+                time.sleep(wait / 1e9)
+        sent = now()
+        app = HEADER.pack(i, split, 2 if i == len(frames) - 1 else 0, len(payload), sent) + payload
+        count = (len(app) + chunk - 1) // chunk
+        try:
+            for k in range(count):
+                sock.send(FRAGMENT.pack(i, k, count) + app[k * chunk : (k + 1) * chunk])
+            sock.settimeout(max(5.0, len(app) * 8 / 1e6))
+            n = sock.recv_into(ans)
+        except TimeoutError:
+            emit({"error": f"no answer to frame {i} (datagrams lost?)", "frame": i})
+            return 4
+        except OSError as e:
+            emit({"error": f"peer lost during frame {i}: {e}", "frame": i})
+            return 4
+        back = now()
+        if n == ANSWER.size:
+            fid, first, done = ANSWER.unpack(ans)
+            emit({"id": fid, "len": len(payload), "send_ns": sent, "first_ns": first, "done_ns": done,
+                  "answer_ns": back})
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="pktchar.testbed.endpoint")
+    sub = ap.add_subparsers(dest="role", required=True)
+    r = sub.add_parser("recv")
+    r.add_argument("--port", type=int, required=True)
+    r.add_argument("--bind", default="0.0.0.0")
+    r.add_argument("--proto", choices=("tcp", "udp"), default="tcp")
+    s = sub.add_parser("send")
+    s.add_argument("--host", required=True)
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--proto", choices=("tcp", "udp"), default="tcp")
+    s.add_argument("--payload", type=Path, required=True, help="real coded bytes to send")
+    s.add_argument("--sizes", required=True, help="JSON list of payload bytes a frame")
+    s.add_argument("--fps", type=float, default=None)
+    s.add_argument("--split", type=int, default=0)
+    s.add_argument("--mtu", type=int, default=1500)
+    s.add_argument("--calibration", action="store_true")
+    a = ap.parse_args(argv)
+    try:
+        if a.role == "recv":
+            return receive_tcp(a.port, a.bind) if a.proto == "tcp" else receive_udp(a.port, a.bind)
+        frames = _frames(a.payload, json.loads(Path(a.sizes).read_text()))
+        if a.proto == "tcp":
+            return send_tcp(a.host, a.port, frames, a.fps, a.split, a.calibration)
+        return send_udp(a.host, a.port, frames, a.fps, a.split, a.mtu)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
