@@ -513,6 +513,156 @@ def report_cmd(
     print(f"wrote {paths['md']}, {paths['tex']}, {paths['json']} and figures/ in {target}", file=sys.stderr)
 
 
+testbed_app = typer.Typer(help="Manage the namespace testbed.", no_args_is_help=True)
+app.add_typer(testbed_app, name="testbed")
+
+
+@testbed_app.command("clean")
+@friendly
+def testbed_clean(
+    all_: Annotated[bool, typer.Option("--all", help="Also namespaces of runs that are still alive")] = False,
+) -> None:
+    """Remove namespaces, links and processes that crashed or killed replays left behind."""
+    from .testbed.netns import clean_stale, require_root
+
+    require_root()
+    removed = clean_stale(everything=all_)
+    print(f"removed {len(removed)} namespace(s){': ' + ', '.join(removed) if removed else ''}")
+
+
+@app.command("replay")
+@friendly
+def replay_cmd(
+    model: Annotated[str, typer.Argument(help="Model name or path/to/file.py:factory")],
+    split: Annotated[str, typer.Option("--split", "-s", help="Split point whose payload is sent")],
+    res: Annotated[str, typer.Option("--res", "-r", help="Input resolution")] = "224",
+    dtype: Annotated[str, typer.Option("--dtype", "-d", help="fp32, fp16, bf16, int8, int4")] = "fp32",
+    compression: CompressionOpt = None,
+    coder: CoderOpt = None,
+    measure_res: MeasureResOpt = "224",
+    images: ImagesOpt = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for the real activations")] = None,
+    link: Annotated[str, typer.Option("--link", help="Uplink rate (device egress), e.g. 80mbit")] = "80mbit",
+    downlink: Annotated[str | None, typer.Option("--downlink", help="Downlink rate (default: as uplink)")] = None,
+    delay: Annotated[str | None, typer.Option("--delay", help="One-way delay, e.g. 5ms (needs netem)")] = None,
+    loss: Annotated[float | None, typer.Option("--loss", help="Loss fraction, e.g. 0.01 (needs netem)")] = None,
+    mtu: MtuOpt = 1500,
+    proto: ProtoOpt = Proto.tcp,
+    fps: FpsOpt = None,
+    frames: Annotated[int, typer.Option("--frames", "-n", min=1, help="Frames to send")] = 20,
+    pcap: Annotated[Path | None, typer.Option("--pcap", help="Capture file (default captures/<model>-...pcap)")] = None,
+    port: Annotated[int, typer.Option("--port", help="Edge TCP/UDP port")] = 5201,
+    report: Annotated[Path | None, typer.Option("--report", help="Also write a compare report folder")] = None,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format (table or json)")] = Fmt.table,
+) -> None:
+    """Send a split's real coded payloads from a device namespace to an edge namespace over a shaped
+    veth link, capture with tcpdump, and compare the capture with the prediction."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from . import views
+    from .packets import Transport
+    from .testbed.netns import Link, require_root
+    from .testbed.replay import ReplayConfig, replay
+    from .units import parse_duration, parse_rate
+
+    # check the arguments before anything is built or asked of the system
+    Link(parse_rate(link), parse_rate(downlink) if downlink else None, mtu,
+         parse_duration(delay) if delay else None, loss)
+    Transport(proto.value, mtu)
+    require_root()
+    cfg = ReplayConfig(
+        model=model, split=split, res=res, dtype=dtype, compression=compression, coder=coder,
+        measure_res=measure_res, weights=str(weights) if weights else None, images=str(images) if images else None,
+        link=parse_rate(link), downlink=parse_rate(downlink) if downlink else None,
+        delay=parse_duration(delay) if delay else None, loss=loss, mtu=mtu, proto=proto.value, fps=fps,
+        frames=frames, pcap=pcap, port=port,
+    )
+    measured = _measure_all([model], coder, dtype, measure_res, weights, images, None).get(model)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=_err_console(), transient=True) as bar:
+        task = bar.add_task("replaying frames", total=frames)
+        result = replay(cfg, measured, progress=lambda done, total: bar.update(task, completed=done))
+    if report is not None and result.comparison is not None:
+        from .report import write_comparison
+
+        write_comparison(result.comparison, report, force=True,
+                         extra={"calibration": result.calibration, "capture": result.capture.__dict__})
+    if fmt == Fmt.json:
+        _emit(json.dumps(result.to_dict(), indent=2, default=str), None)
+    else:
+        console = _console()
+        from .render import to_rich
+
+        console.print(f"payload: {result.payload_source}", highlight=False)
+        if result.calibration:
+            c = result.calibration
+            console.print(f"calibration: {c['bytes']:,} B in {c['seconds'] * 1000:.1f} ms: link "
+                          f"{c['link_rate_measured_bps'] / 1e6:.2f} Mbit/s (set {c['link_rate_set_bps'] / 1e6:g}), "
+                          f"goodput {c['goodput_measured_bps'] / 1e6:.2f} Mbit/s (model "
+                          f"{c['goodput_predicted_bps'] / 1e6:.2f})", highlight=False)
+        s = result.capture
+        console.print(f"capture: {s.captured:,} packets captured, {s.interface_packets:,} through the interface, "
+                      f"{s.dropped_by_kernel} dropped by the kernel -> "
+                      f"{'complete' if s.complete else 'INCOMPLETE'}; {result.pcap}", highlight=False)
+        if result.comparison is not None:
+            for t in (views.comparison_table(result.comparison), views.histogram_table(result.comparison)):
+                console.print(to_rich(t))
+        for n in result.notes:
+            console.print(f"note: {n}", highlight=False)
+    if result.error:
+        print(f"pktchar: error: {result.error} ({len(result.frames)} frames measured and kept in "
+              f"{result.pcap.with_suffix('.result.json')})", file=sys.stderr)
+        raise typer.Exit(3)
+
+
+@app.command("compare")
+@friendly
+def compare_cmd(
+    pcap: Annotated[Path, typer.Argument(help="Capture (pcap) to analyse")],
+    prediction: Annotated[
+        Path | None, typer.Option("--prediction", "-p", help="Prediction JSON (default: beside the pcap)")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a report folder (md, tex, figures)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty report folder")] = False,
+    fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
+) -> None:
+    """Measured against predicted for a capture: packets, sizes, wire bytes, goodput, frame times."""
+    from . import views
+    from .render import render
+    from .testbed.compare import compare, load_prediction
+
+    pred_path = prediction or pcap.with_suffix(".prediction.json")
+    pred = load_prediction(pred_path) if (prediction or pred_path.exists()) else None
+    app_results = None
+    result_path = pcap.with_suffix(".result.json")
+    if pred is not None and result_path.exists():
+        try:
+            app_results = json.loads(result_path.read_text()).get("frames")
+        except json.JSONDecodeError:
+            app_results = None
+    c = compare(pcap, pred, app_results)
+    if pred is None:
+        c.notes.append("no prediction: the busiest flow is analysed as one transfer")
+    if out is not None:
+        from .report import write_comparison
+
+        write_comparison(c, out, force=force)
+        print(f"wrote {out}/report.md, report.tex, report.json and figures/", file=sys.stderr)
+    tables = [views.comparison_table(c), views.histogram_table(c), views.frames_table(c)]
+    if fmt == TableFmt.json:
+        _emit(json.dumps(c.to_dict(), indent=2, default=str), None)
+    elif fmt == TableFmt.table:
+        from .render import to_rich
+
+        console = _console()
+        for t in tables[:2]:
+            console.print(to_rich(t))
+        for n in c.notes:
+            console.print(f"note: {n}", highlight=False)
+    else:
+        _emit("\n".join(render(t, fmt.value) for t in tables), None)
+
+
 def main() -> None:
     try:
         app()

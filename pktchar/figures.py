@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .packets import Packets
     from .profile import Profile
     from .table import PacketTable
+    from .testbed.compare import Comparison
 
 _BYTES_FMT = FuncFormatter(lambda v, _: human_bytes(v, 2) if v > 0 else "0")
 _COUNT_FMT = FuncFormatter(lambda v, _: human_count(v, 2) if v > 0 else "0")
@@ -167,4 +168,38 @@ def packet_table_heatmap(t: PacketTable) -> Figure:
     axes[0].set_ylabel("input resolution")
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
     cb.set_label("log10(payload bytes)")
+    return fig
+
+
+def comparison_histogram(c: Comparison) -> Figure:
+    """Predicted and measured packet counts per frame-length bucket, side by side."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    labels = [b for b, _, _ in c.histogram]
+    xs = list(range(len(labels)))
+    ax.bar([x - 0.2 for x in xs], [p for _, p, _ in c.histogram], width=0.4, label="predicted", color="C0")
+    ax.bar([x + 0.2 for x in xs], [m for _, _, m in c.histogram], width=0.4, label="measured", color="C1")
+    ax.set_xticks(xs, labels)
+    ax.set_xlabel("Ethernet frame length (bytes, tshark plen buckets)")
+    ax.set_ylabel("packets (data direction)")
+    ax.set_yscale("log")
+    ax.set_title(f"Packet lengths: {c.flow}", fontsize=9)
+    ax.legend(loc="upper left")
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def comparison_frames(c: Comparison) -> Figure:
+    """Per-frame transfer time, measured (send to last byte at the edge) against predicted."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    fr = [f for f in c.frames if f.transfer_s is not None]
+    ax.plot([f.id for f in fr], [f.transfer_s * 1000 for f in fr], "o-", ms=3, label="measured")  # type: ignore[operator]
+    ax.plot([f.id for f in fr], [(f.predicted_transfer_s or 0) * 1000 for f in fr], "--", label="predicted")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("transfer time (ms)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"Per-frame transfer time: {c.flow}", fontsize=9)
+    ax.legend(loc="lower right")
+    ax.grid(True, alpha=0.3)
     return fig

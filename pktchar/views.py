@@ -7,6 +7,7 @@ from .profile import Profile
 from .qos import Requirements
 from .render import Column, Table
 from .table import Cell, PacketTable
+from .testbed.compare import Comparison
 
 LAYER_COLUMNS = (
     Column("index", "#", "int"),
@@ -222,3 +223,44 @@ def fiveqi_table(r: Requirements) -> Table:
     from .qos import FIVEQI_SOURCE
 
     return Table("Standardized 5QIs against this flow", cols, rows, caption=FIVEQI_SOURCE)
+
+
+# ----------------------------------------------------------------------------------------------
+# Testbed: measured against predicted
+
+
+def comparison_table(c: Comparison) -> Table:
+    cols = (Column("metric", "quantity"), Column("predicted", "predicted", "float"),
+            Column("measured", "measured", "float"), Column("unit", "unit"), Column("error", "relative error"))
+    rows = [
+        {"metric": r.metric, "predicted": r.predicted, "measured": r.measured, "unit": r.unit,
+         "error": "" if r.error is None else f"{r.error:+.3%}"}
+        for r in c.rows
+    ]
+    return Table(f"Measured against predicted: {c.flow}", cols, rows, caption=f"capture: {c.pcap}",
+                 notes=tuple(c.notes))
+
+
+def histogram_table(c: Comparison) -> Table:
+    cols = (Column("bucket", "frame length (B)"), Column("predicted", "predicted", "int"),
+            Column("measured", "measured", "int"))
+    rows = [{"bucket": b, "predicted": p, "measured": m} for b, p, m in c.histogram]
+    return Table("Packet lengths, data direction (tshark plen buckets)", cols, rows)
+
+
+def frames_table(c: Comparison) -> Table:
+    cols = (Column("id", "frame", "int"), Column("payload", "payload", "int"), Column("packets", "packets", "int"),
+            Column("predicted_packets", "predicted", "int"), Column("frame_bytes", "frame bytes", "int"),
+            Column("transfer_ms", "transfer (ms)", "float"), Column("predicted_ms", "predicted (ms)", "float"),
+            Column("error", "error"))
+    rows = []
+    for f in c.frames:
+        err = ""
+        if f.transfer_s is not None and f.predicted_transfer_s:
+            err = f"{(f.transfer_s - f.predicted_transfer_s) / f.predicted_transfer_s:+.2%}"
+        rows.append({"id": f.id, "payload": f.payload, "packets": f.packets, "predicted_packets": f.predicted_packets,
+                     "frame_bytes": f.frame_bytes,
+                     "transfer_ms": None if f.transfer_s is None else f.transfer_s * 1000,
+                     "predicted_ms": None if f.predicted_transfer_s is None else f.predicted_transfer_s * 1000,
+                     "error": err})
+    return Table("Frames", cols, rows)

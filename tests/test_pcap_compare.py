@@ -1,0 +1,164 @@
+"""pcap analysis on crafted captures (scapy's wrpcap): exact counts, truncation, garbage, unrelated traffic."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
+
+from pktchar.errors import PktcharError
+from pktchar.packets import Transport, packetize
+from pktchar.testbed.compare import PREDICTION_KIND, compare
+from pktchar.testbed.pcap import PcapError, read
+
+from conftest import run_cli
+
+DEV, EDGE, PORT = "10.213.0.1", "10.213.0.2", 5201
+
+
+def _prediction(payloads: list[int]) -> dict:
+    t = Transport("tcp", 1500)
+    frames = []
+    for i, s in enumerate(payloads):
+        pk = packetize(s, t)
+        frames.append({"id": i, "payload": s, "packets": pk.count, "sizes": [list(x) for x in pk.sizes],
+                       "frame_bytes": pk.frame_bytes})
+    return {"kind": PREDICTION_KIND, "proto": "tcp", "port": PORT, "device_ip": DEV, "edge_ip": EDGE, "mtu": 1500,
+            "app_header": 24, "rate_bps": 80e6, "burst_bytes": 3028, "frames": frames}
+
+
+def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None) -> list:
+    """TCP segments as Linux sends them: MSS 1448 with 12 B of timestamp options, paced at the rate."""
+    opts = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
+    pkts, seq, ts = [], 1000, 1.0
+    for s in payloads:
+        left = s + 24
+        while left:
+            n = min(1448, left)
+            p = Ether() / IP(src=DEV, dst=EDGE) / TCP(sport=40000, dport=PORT, seq=seq, flags="PA", options=opts)
+            p = p / Raw(b"\0" * n)
+            ts += len(p) * 8 / rate  # a capture at the receiver stamps a packet when its last bit is in
+            p.time = ts
+            pkts.append(p)
+            if retransmit is not None and len(pkts) == retransmit:
+                dup = p.copy()
+                dup.time = ts + 1e-4
+                pkts.append(dup)
+            seq += n
+            left -= n
+        ack = Ether() / IP(src=EDGE, dst=DEV) / TCP(sport=PORT, dport=40000, flags="A", options=opts)
+        ack.time = ts
+        pkts.append(ack)
+        ts += 0.01
+    return pkts
+
+
+def test_exact_counts(tmp_path):
+    f = tmp_path / "a.pcap"
+    wrpcap(str(f), _flow([100_000, 5_000]))
+    c = compare(f, _prediction([100_000, 5_000]))
+    # by hand: 100,024 B = 69 x 1448 + 112 -> 70 packets; 5,024 B = 3 x 1448 + 680 -> 4 packets
+    assert c.row("packets (data direction)").measured == 74 == c.row("packets (data direction)").predicted
+    wire = (69 * 1514 + 178) + (3 * 1514 + 746)
+    assert c.row("bytes on the wire (data direction, Ethernet frames)").measured == wire
+    assert c.row("bytes on the wire (data direction, Ethernet frames)").error == 0
+    assert c.row("payload bytes").measured == 105_000
+    assert c.reverse_packets == 2 and c.retransmissions == 0
+    # paced at exactly the rate: the goodput matches the packetization model (to pcap's microseconds)
+    assert abs(c.row("goodput while sending (capture)").error) < 1e-4
+    assert dict((b, (p, m)) for b, p, m in c.histogram)["1280-2559"] == (72, 72)
+
+
+def test_retransmissions_are_not_data(tmp_path):
+    f = tmp_path / "r.pcap"
+    wrpcap(str(f), _flow([100_000], retransmit=10))
+    c = compare(f, _prediction([100_000]))
+    assert c.retransmissions == 1
+    assert c.row("packets (data direction)").measured == 70
+
+
+def test_truncated_pcap(tmp_path):
+    f = tmp_path / "t.pcap"
+    wrpcap(str(f), _flow([10_000]))
+    data = f.read_bytes()
+    f.write_bytes(data[:-700])
+    with pytest.raises(PcapError, match="truncated") as e:
+        read(f)
+    assert 0 < len(e.value.packets) < 9
+    f.write_bytes(data[:30])
+    with pytest.raises(PcapError, match="truncated"):
+        read(f)
+
+
+def test_malformed_and_pcapng(tmp_path):
+    f = tmp_path / "g.pcap"
+    f.write_bytes(b"this is not a capture at all, just text")
+    with pytest.raises(PcapError, match="not a pcap"):
+        read(f)
+    f.write_bytes(b"\x0a\x0d\x0d\x0a" + b"\0" * 40)
+    with pytest.raises(PcapError, match="pcapng"):
+        read(f)
+    f.write_bytes(b"\xd4\xc3")
+    with pytest.raises(PcapError, match="not a pcap"):
+        read(f)
+
+
+def test_unrelated_traffic(tmp_path):
+    f = tmp_path / "dns.pcap"
+    wrpcap(str(f), [Ether() / IP(src="127.0.0.1", dst="127.0.0.53") / UDP(sport=5353, dport=53) / Raw(b"q" * 40)])
+    with pytest.raises(PktcharError, match="no pktchar traffic"):
+        compare(f, _prediction([1000]))
+
+
+def test_without_prediction_infers_the_flow(tmp_path):
+    f = tmp_path / "a.pcap"
+    wrpcap(str(f), _flow([50_000]))
+    c = compare(f)
+    assert c.row("packets (data direction)").measured == 35  # 50,024 B = 34 x 1448 + 792
+
+
+def test_cli_compare_errors_and_report(tmp_path):
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\x02\x00\x04\x00" + b"\0" * 16)  # a header, linktype 0
+    r = run_cli("compare", str(bad))
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "not Ethernet" in r.stderr
+    f = tmp_path / "ok.pcap"
+    wrpcap(str(f), _flow([100_000]))
+    import json
+
+    (tmp_path / "ok.prediction.json").write_text(json.dumps(_prediction([100_000])))
+    r = run_cli("compare", str(f), "--out", str(tmp_path / "rep"), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["rows"][1]["measured"] == 70
+    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "figures" / "histogram.png").exists()
+    r = run_cli("compare", str(tmp_path / "missing.pcap"))
+    assert r.returncode != 0 and "no such file" in r.stderr
+
+
+def test_receiver_reports_a_port_in_use():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        r = subprocess.run([sys.executable, "-m", "pktchar.testbed.endpoint", "recv", "--port", str(port),
+                            "--bind", "127.0.0.1"], capture_output=True, text=True, timeout=30)
+    finally:
+        s.close()
+    assert r.returncode == 2
+    assert "Address already in use" in r.stdout and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--link", "0mbit"], "must be positive"),
+    (["--link", "100gbit"], "outside what tbf shapes"),
+    (["--mtu", "40"], "MTU"),
+])
+def test_replay_rejects_impossible_links(args, needle):
+    r = run_cli("replay", "vgg16", "--split", "features.30", *args)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert needle in r.stderr, r.stderr

@@ -1,0 +1,151 @@
+"""Live testbed: real namespaces, shaped veth, real sockets, tcpdump. Needs root; runs under CI=true."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pktchar.testbed import netns
+from pktchar.testbed.replay import ReplayConfig, replay
+
+pytestmark = pytest.mark.root
+
+
+def _leftovers() -> list[str]:
+    out = netns.list_namespaces()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    out += [ln.split(":")[1].strip() for ln in links.splitlines() if ": pk" in ln]
+    procs = subprocess.run(["pgrep", "-f", "pktchar.testbed.endpoint"], capture_output=True, text=True).stdout
+    out += [f"pid {p}" for p in procs.split()]
+    return out
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    netns.clean_stale()
+    yield
+    assert _leftovers() == []
+
+
+def test_replay_80mbit_matches_prediction(tmp_path):
+    cfg = ReplayConfig(model="vgg16", split="features.30", res="224", link=80e6, frames=8,
+                       pcap=tmp_path / "vgg.pcap")
+    r = replay(cfg)
+    assert r.error is None
+    # capture completeness: every packet through the interface is in the pcap, none dropped
+    assert r.capture.dropped_by_kernel == 0
+    assert r.capture.captured == r.capture.interface_packets > 0
+    c = r.comparison
+    assert c is not None
+    # hand-worked: pool5 of VGG-16 is 25,088 fp32 values = 100,352 B -> 70 packets a frame
+    assert c.row("packets (data direction)").measured == 8 * 70
+    assert abs(c.row("bytes on the wire (data direction, Ethernet frames)").error) < 0.01
+    assert abs(c.row("goodput while sending (capture)").error) < 0.03
+    assert abs(c.row("transfer time a frame, frames >= 100 kB (mean)").error) < 0.05
+    for f in c.frames:
+        assert abs(f.transfer_s - f.predicted_transfer_s) / f.predicted_transfer_s < 0.05
+    assert r.calibration is not None
+    assert abs(r.calibration["goodput_measured_bps"] / r.calibration["goodput_predicted_bps"] - 1) < 0.03
+    env = r.environment
+    assert env["kernel"] and "tbf" in json.dumps(env["qdisc"]) and env["tools"]["tcpdump"] != "unknown"
+    assert all(v.get("tcp-segmentation-offload", "off").startswith("off") for v in env["offloads"].values())
+    saved = json.loads(r.pcap.with_suffix(".result.json").read_text())
+    assert saved["capture"]["complete"] is True
+
+
+def test_udp_replay(tmp_path):
+    cfg = ReplayConfig(model="resnet18", split="layer4.1.relu#2", res="224", link=80e6, frames=4, proto="udp",
+                       pcap=tmp_path / "u.pcap", calibrate=False)
+    r = replay(cfg)
+    assert r.error is None and r.capture.complete
+    # 512x7x7 fp32 = 100,352 B + 24 B header: 1,460 B a datagram -> 69 datagrams a frame
+    assert r.comparison is not None and r.comparison.row("packets (data direction)").measured == 4 * 69
+
+
+def _cli_replay(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
+    exe = Path(sys.executable).with_name("pktchar")
+    return subprocess.Popen([str(exe), "replay", "vgg16", "--split", "features.30", "--link", "80mbit", "--fps", "5",
+                             "--frames", "200", "--pcap", str(tmp_path / "long.pcap"), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_frames(pcap: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pcap.exists() and pcap.stat().st_size > 200_000 and any(
+            "endpoint send" in " ".join(_cmdline(p)) for p in _pids()
+        ):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.3)
+    raise AssertionError("the replay never started sending")
+
+
+def _pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "pktchar.testbed.endpoint"], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def test_ctrl_c_leaves_nothing(tmp_path):
+    proc = _cli_replay(tmp_path)
+    _wait_for_frames(tmp_path / "long.pcap", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "Traceback" not in err
+    assert "interrupted" in err
+
+
+def test_killed_receiver_is_reported_and_frames_kept(tmp_path):
+    proc = _cli_replay(tmp_path)
+    _wait_for_frames(tmp_path / "long.pcap", proc)
+    receivers = [p for p in _pids() if "recv" in _cmdline(p)]
+    assert receivers
+    os.kill(receivers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 3 and "Traceback" not in err
+    assert "peer lost" in err and "frames measured" in err
+    saved = json.loads((tmp_path / "long.result.json").read_text())
+    assert saved["error"] and len(saved["frames"]) >= 1
+
+
+def test_stale_namespaces_of_a_dead_run_are_cleaned():
+    topo = netns.Topology(["a", "b"], netns.Link(10e6))
+    topo.create()
+    state = netns.STATE_DIR / f"{topo.run_id}.json"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    state.write_text(json.dumps({"pid": dead.pid}))  # as if its owner had crashed
+    assert topo.ns_name("a") in netns.list_namespaces()
+    removed = netns.clean_stale()
+    assert set(removed) >= {topo.ns_name("a"), topo.ns_name("b")}
+
+
+def test_bridge_topology_for_many_endpoints(tmp_path):
+    (tmp_path / "p.bin").write_bytes(b"x" * 5000)
+    (tmp_path / "s.json").write_text("[5000]")
+    os.chmod(tmp_path, 0o755)
+    with netns.Topology(["d0", "d1", "edge"], netns.Link(50e6)) as topo:
+        assert topo.bridge_ns in netns.list_namespaces()
+        mod = [sys.executable, "-m", "pktchar.testbed.endpoint"]
+        recv = topo.popen("edge", [*mod, "recv", "--port", "7000"], stdout=subprocess.PIPE)
+        assert recv.stdout is not None and "READY" in recv.stdout.readline()
+        for dev in ("d0", "d1"):  # both devices reach the edge through the bridge
+            send = topo.popen(dev, [*mod, "send", "--host", topo.eps["edge"].ip, "--port", "7000", "--payload",
+                                    str(tmp_path / "p.bin"), "--sizes", str(tmp_path / "s.json"), "--calibration"],
+                              stdout=subprocess.PIPE)
+            out, _ = send.communicate(timeout=30)
+            assert send.returncode == 0 and json.loads(out.splitlines()[-1])["len"] == 5000
