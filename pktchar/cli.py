@@ -173,6 +173,22 @@ ImagesOpt = Annotated[
 ]
 
 
+def _show(tables: list[Any], fmt: str, out: Path | None, lines: list[str] | tuple[str, ...] = ()) -> None:
+    """Tables on the terminal (rich, SI units) or rendered as md/csv/tex text to stdout or ``out``."""
+    if fmt == "table" and out is None:
+        from .render import to_rich
+
+        console = _console()
+        for t in tables:
+            console.print(to_rich(t))
+        for line in lines:
+            console.print(line, highlight=False)
+        return
+    from .render import render
+
+    _emit("\n".join(render(t, fmt) for t in tables), out)
+
+
 @app.command("models")
 @friendly
 def models_cmd(
@@ -294,13 +310,7 @@ def profile_cmd(
     if only in (Only.all, Only.splits):
         tables.append(views.splits_table(p, coded))
     if fmt == Fmt.table and out is None:
-        from .render import to_rich
-
-        console = _console()
-        for t in tables:
-            console.print(to_rich(t))
-        for line in views.summary_lines(p):
-            console.print(line, highlight=False)
+        _show(tables, "table", None, views.summary_lines(p))
         return
     parts = []
     if fmt == Fmt.md:
@@ -317,7 +327,7 @@ def _show_flow(
 ) -> None:
     from . import views
     from .qos import requirements
-    from .render import Column, Table, render
+    from .render import Column, Table
 
     payload = coding.split_bytes(split)
     if latency is None and fps is None:
@@ -339,14 +349,8 @@ def _show_flow(
             "requirements": req.to_dict(),
         }
         _emit(json.dumps(d, indent=2), out)
-    elif fmt == Fmt.table and out is None:
-        from .render import to_rich
-
-        console = _console()
-        for t in tables:
-            console.print(to_rich(t))
     else:
-        _emit("\n".join(render(t, fmt.value) for t in tables), out)
+        _show(tables, fmt.value, out)
 
 
 @app.command("table")
@@ -398,15 +402,7 @@ def table_cmd(
     if fmt == TableFmt.csv:
         _emit(render(views.packet_long(pt), "csv"), out)
         return
-    tables = [views.packet_grid(pt)] + ([comparison] if comparison else [])
-    if fmt == TableFmt.table and out is None:
-        from .render import to_rich
-
-        console = _console()
-        for t in tables:
-            console.print(to_rich(t))
-        return
-    _emit("\n".join(render(t, fmt.value) for t in tables), out)
+    _show([views.packet_grid(pt)] + ([comparison] if comparison else []), fmt.value, out)
 
 
 @app.command("qos")
@@ -425,7 +421,6 @@ def qos_cmd(
     """Rate, packets and fitting 5QIs of a flow: PAYLOAD bytes a frame within a latency budget."""
     from . import views
     from .qos import requirements
-    from .render import render
     from .units import parse_bytes, parse_rate
 
     nbytes = parse_bytes(payload)
@@ -439,15 +434,7 @@ def qos_cmd(
     if fmt == TableFmt.json:
         _emit(json.dumps(req.to_dict(), indent=2), None)
         return
-    tables = [views.requirements_table(req), views.fiveqi_table(req)]
-    if fmt == TableFmt.table:
-        from .render import to_rich
-
-        console = _console()
-        for t in tables:
-            console.print(to_rich(t))
-        return
-    _emit("\n".join(render(t, fmt.value) for t in tables), None)
+    _show([views.requirements_table(req), views.fiveqi_table(req)], fmt.value, None)
 
 
 @app.command("report")
@@ -628,7 +615,6 @@ def compare_cmd(
 ) -> None:
     """Measured against predicted for a capture: packets, sizes, wire bytes, goodput, frame times."""
     from . import views
-    from .render import render
     from .testbed.compare import compare, load_prediction
 
     pred_path = prediction or pcap.with_suffix(".prediction.json")
@@ -651,16 +637,8 @@ def compare_cmd(
     tables = [views.comparison_table(c), views.histogram_table(c), views.frames_table(c)]
     if fmt == TableFmt.json:
         _emit(json.dumps(c.to_dict(), indent=2, default=str), None)
-    elif fmt == TableFmt.table:
-        from .render import to_rich
-
-        console = _console()
-        for t in tables[:2]:
-            console.print(to_rich(t))
-        for n in c.notes:
-            console.print(f"note: {n}", highlight=False)
-    else:
-        _emit("\n".join(render(t, fmt.value) for t in tables), None)
+    else:  # the terminal gets the summary; the per-frame table goes to md/csv/tex and json
+        _show(tables[:2] if fmt == TableFmt.table else tables, fmt.value, None, [f"note: {n}" for n in c.notes])
 
 
 def main() -> None:

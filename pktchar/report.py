@@ -33,7 +33,7 @@ from .profile import Profile, Split, profile
 from .qos import FIVEQI_SOURCE, Requirements, requirements
 from .render import Column, Table, tex_escape, to_latex, to_markdown
 from .resolution import Resolution, parse_resolution
-from .table import PacketTable, cell_from_profile
+from .table import PacketTable, codings_for, packet_table
 
 
 @dataclass
@@ -82,26 +82,13 @@ def collect(
         fps = 30.0
     transport = transport or Transport()
     ress = [parse_resolution(r) for r in resolutions]
-    codings = {m: Coding(dtype=dtype, compression=compression, measured=(measured or {}).get(m)) for m in models}
+    codings = codings_for(models, dtype, compression, measured)
     profiles: dict[tuple[str, str], Profile] = {}
     jobs = [(m, r) for m in models for r in ress]
     for m, r in progress(jobs) if progress else jobs:
         profiles[(m, r.label)] = profile(m, r, dtype=dtype)
-    cells = tuple(
-        cell_from_profile(profiles[(m, r.label)], codings[m], transport=transport, latency=latency, fps=fps, res=r)
-        for r in ress
-        for m in models
-    )
-    first = codings[models[0]]
-    table = PacketTable(
-        models=tuple(models),
-        resolutions=tuple(r.label for r in ress),
-        coding=first.describe() if not measured else "; ".join(f"{m}: {c.describe()}" for m, c in codings.items()),
-        transport=transport.describe(),
-        latency=latency,
-        fps=fps,
-        cells=cells,
-    )
+    table = packet_table(models, ress, dtype=dtype, compression=compression, measured=measured,
+                         transport=transport, latency=latency, fps=fps, profiles=profiles)
     chosen: dict[str, str] = {}
     flows: dict[tuple[str, str], Requirements] = {}
     wanted = split if isinstance(split, dict) else dict.fromkeys(models, split) if split else {}

@@ -183,6 +183,13 @@ def cell_from_profile(
     )
 
 
+def codings_for(
+    models: Sequence[str], dtype: str, compression: float | None, measured: dict[str, Measured] | None
+) -> dict[str, Coding]:
+    """Each model's coding: the shared dtype and ratio, or its own measured coder."""
+    return {m: Coding(dtype=dtype, compression=compression, measured=(measured or {}).get(m)) for m in models}
+
+
 def packet_table(
     models: Sequence[str],
     resolutions: Sequence[str | Resolution],
@@ -194,18 +201,19 @@ def packet_table(
     latency: float | None = None,
     fps: float | None = None,
     progress: Callable[[Sequence[Any]], Any] | None = None,
+    profiles: dict[tuple[str, str], Profile] | None = None,
 ) -> PacketTable:
-    """The seed-style table: every model at every resolution, coded, with 5QI fits."""
+    """The seed-style table: every model at every resolution, coded, with 5QI fits.
+
+    ``profiles`` (keyed by model and resolution label) are used where given, made otherwise."""
     ress = [parse_resolution(r) for r in resolutions]
     jobs = [(r, m) for r in ress for m in models]
     cells = []
-    codings: dict[str, Coding] = {}
+    codings = codings_for(models, dtype, compression, measured)
     for r, m in progress(jobs) if progress else jobs:
-        if m not in codings:
-            codings[m] = Coding(dtype=dtype, compression=compression, measured=(measured or {}).get(m))
-        p = profile(m, r, dtype=dtype)
+        p = (profiles or {}).get((m, r.label)) or profile(m, r, dtype=dtype)
         cells.append(cell_from_profile(p, codings[m], transport=transport, latency=latency, fps=fps, res=r))
-    first = next(iter(codings.values()), Coding(dtype=dtype, compression=compression))
+    first = codings[models[0]] if models else Coding(dtype=dtype, compression=compression)
     coding_desc = first.describe() if not measured else "; ".join(f"{m}: {c.describe()}" for m, c in codings.items())
     return PacketTable(
         models=tuple(models),

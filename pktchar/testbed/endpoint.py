@@ -137,6 +137,14 @@ def _frames(payload_file: Path, sizes: list[int]) -> list[bytes]:
     return out
 
 
+def _pace(t0: int, i: int, fps: float | None) -> None:
+    """Hold frame ``i`` until its slot at ``fps`` (a late frame goes at once)."""
+    if fps:
+        wait = t0 + int(i * 1e9 / fps) - now()
+        if wait > 0:
+            time.sleep(wait / 1e9)
+
+
 def send_tcp(host: str, port: int, frames: list[bytes], fps: float | None, split: int, calib: bool) -> int:
     try:
         sock = socket.create_connection((host, port), timeout=10)
@@ -157,10 +165,7 @@ def send_tcp(host: str, port: int, frames: list[bytes], fps: float | None, split
     ans = bytearray(ANSWER.size)
     t0 = now()
     for i, payload in enumerate(frames):
-        if fps:
-            wait = t0 + int(i * 1e9 / fps) - now()
-            if wait > 0:
-                time.sleep(wait / 1e9)
+        _pace(t0, i, fps)
         flags = (FLAG_CALIBRATION if calib else 0) | (2 if i == len(frames) - 1 else 0)
         sent = now()
         msg = HEADER.pack(i, split, flags, len(payload), sent) + payload
@@ -188,10 +193,7 @@ def send_udp(host: str, port: int, frames: list[bytes], fps: float | None, split
     ans = bytearray(ANSWER.size)
     t0 = now()
     for i, payload in enumerate(frames):
-        if fps:
-            wait = t0 + int(i * 1e9 / fps) - now()
-            if wait > 0:
-                time.sleep(wait / 1e9)
+        _pace(t0, i, fps)
         sent = now()
         app = HEADER.pack(i, split, 2 if i == len(frames) - 1 else 0, len(payload), sent) + payload
         count = (len(app) + chunk - 1) // chunk
