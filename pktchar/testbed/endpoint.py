@@ -31,6 +31,7 @@ ANSWER = struct.Struct("!IQQ")
 FLAG_CALIBRATION = 1
 IP_UDP = 20 + 8
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
 
 def now() -> int:
@@ -58,6 +59,13 @@ def _recv_exact(sock: socket.socket, view: memoryview) -> None:
 def receive_tcp(port: int, bind: str) -> int:
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # A receive window that is open from the first frame: with a small early window Linux sends
+    # window probes, fragments that split segments mid-frame. Set before listen, so the SYN-ACK
+    # carries the window scale (accepted sockets inherit it).
+    try:
+        srv.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
+    except OSError:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
     try:
         srv.bind((bind, port))
     except OSError as e:
@@ -124,17 +132,33 @@ def receive_udp(port: int, bind: str) -> int:
 # sender (device)
 
 
-def _frames(payload_file: Path, sizes: list[int]) -> list[bytes]:
-    data = payload_file.read_bytes()
-    out, pos = [], 0
-    for s in sizes:
-        chunk = data[pos : pos + s]
-        if len(chunk) < s:  # repeat the real coded bytes up to the exact coded size
-            chunk = (chunk or b"\0") * (s // max(len(chunk), 1) + 1)
-            chunk = chunk[:s]
-        out.append(chunk)
-        pos = (pos + s) if pos + s < len(data) else 0
-    return out
+class Frames:
+    """The payloads to send, built one at a time (a frame can be hundreds of MB): frame i is the
+    next ``sizes[i]`` bytes of the real coded data, repeated where the data is shorter."""
+
+    def __init__(self, payload_file: Path, sizes: list[int]) -> None:
+        self.data = payload_file.read_bytes() or b"\0"
+        self.sizes = sizes
+        self.offsets = []
+        pos = 0
+        for sz in sizes:
+            self.offsets.append(pos)
+            pos = (pos + sz) % len(self.data)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, i: int) -> bytes:
+        size, start = self.sizes[i], self.offsets[i]
+        out = bytearray()
+        while len(out) < size:
+            take = min(size - len(out), len(self.data) - start)
+            out += self.data[start : start + take]
+            start = 0
+        return bytes(out)
+
+    def largest(self) -> int:
+        return max(self.sizes, default=0)
 
 
 def _pace(t0: int, i: int, fps: float | None) -> None:
@@ -145,7 +169,7 @@ def _pace(t0: int, i: int, fps: float | None) -> None:
             time.sleep(wait / 1e9)
 
 
-def send_tcp(host: str, port: int, frames: list[bytes], fps: float | None, split: int, calib: bool) -> int:
+def send_tcp(host: str, port: int, frames: Frames, fps: float | None, split: int, calib: bool) -> int:
     try:
         sock = socket.create_connection((host, port), timeout=10)
     except OSError as e:
@@ -156,7 +180,7 @@ def send_tcp(host: str, port: int, frames: list[bytes], fps: float | None, split
     # A whole frame must fit in the send buffer: when a send waits for buffer space, Linux pushes the
     # partly filled segment even under TCP_CORK, and the wire would show extra short segments.
     # SO_SNDBUFFORCE (root, which the testbed is) passes net.core.wmem_max; the kernel doubles it.
-    largest = max((len(f) for f in frames), default=0) + HEADER.size
+    largest = frames.largest() + HEADER.size
     want = min(max(4 << 20, 2 * largest), 256 << 20)
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, want)
@@ -164,7 +188,8 @@ def send_tcp(host: str, port: int, frames: list[bytes], fps: float | None, split
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
     ans = bytearray(ANSWER.size)
     t0 = now()
-    for i, payload in enumerate(frames):
+    for i in range(len(frames)):
+        payload = frames[i]
         _pace(t0, i, fps)
         flags = (FLAG_CALIBRATION if calib else 0) | (2 if i == len(frames) - 1 else 0)
         sent = now()
@@ -185,14 +210,15 @@ def send_tcp(host: str, port: int, frames: list[bytes], fps: float | None, split
     return 0
 
 
-def send_udp(host: str, port: int, frames: list[bytes], fps: float | None, split: int, mtu: int) -> int:
+def send_udp(host: str, port: int, frames: Frames, fps: float | None, split: int, mtu: int) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 << 10)  # back-pressure before the qdisc drops
     sock.connect((host, port))
     chunk = mtu - IP_UDP - FRAGMENT.size
     ans = bytearray(ANSWER.size)
     t0 = now()
-    for i, payload in enumerate(frames):
+    for i in range(len(frames)):
+        payload = frames[i]
         _pace(t0, i, fps)
         sent = now()
         app = HEADER.pack(i, split, 2 if i == len(frames) - 1 else 0, len(payload), sent) + payload
@@ -237,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.role == "recv":
             return receive_tcp(a.port, a.bind) if a.proto == "tcp" else receive_udp(a.port, a.bind)
-        frames = _frames(a.payload, json.loads(Path(a.sizes).read_text()))
+        frames = Frames(a.payload, json.loads(Path(a.sizes).read_text()))
         if a.proto == "tcp":
             return send_tcp(a.host, a.port, frames, a.fps, a.split, a.calibration)
         return send_udp(a.host, a.port, frames, a.fps, a.split, a.mtu)

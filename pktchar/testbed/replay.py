@@ -30,6 +30,7 @@ from .compare import PREDICTION_KIND, Comparison, compare
 from .netns import Link, TestbedError, Topology, require_root
 
 DEVICE, EDGE = "dev", "edge"
+MAX_FRAME = 512_000_000
 
 
 @dataclass
@@ -355,6 +356,11 @@ def replay(cfg: ReplayConfig, measured: Measured | None = None,
     link = Link(cfg.link, cfg.downlink, cfg.mtu, cfg.delay, cfg.loss)
     Transport(cfg.proto, cfg.mtu)  # validates the MTU against the headers
     sizes, data, source, prof = payloads(cfg, measured)
+    if max(sizes) > MAX_FRAME:
+        raise PktcharError(
+            f"a {max(sizes):,} B frame is more than a replay sends ({MAX_FRAME:,} B): choose a later split, "
+            "a smaller --res, --compression or --dtype int8"
+        )
     split_name = prof.split(cfg.split).after
     pcap = cfg.pcap or Path("captures") / f"{cfg.model}-{cfg.res}-{split_name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
     pcap = Path(pcap)
