@@ -372,8 +372,10 @@ def table_cmd(
     fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")] = None,
 ) -> None:
-    """Seed 002's packet-size table, exactly: rows resolutions, columns models, min~max payload over the
-    split points with the split at each end, the 5QIs that fit, and the paper's own cells compared."""
+    """Seed 002's packet-size table, exactly: min~max payload over the split points per model and resolution.
+
+    Rows are resolutions, columns models; each cell names the split at each end and, with --latency or
+    --fps, the 5QIs that fit; the paper's own cells are compared with the exact ranges."""
     from . import views
     from .dtypes import check_dtype
     from .render import render
@@ -542,8 +544,11 @@ def replay_cmd(
     report: Annotated[Path | None, typer.Option("--report", help="Also write a compare report folder")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format (table or json)")] = Fmt.table,
 ) -> None:
-    """Send a split's real coded payloads from a device namespace to an edge namespace over a shaped
-    veth link, capture with tcpdump, and compare the capture with the prediction."""
+    """Send a split's real payloads over a shaped link between namespaces, capture them, compare (root).
+
+    A device and an edge namespace are joined by a veth pair shaped with tbf; the device sends real
+    coded activations as frames, the edge answers each; tcpdump captures in the edge namespace, and
+    the capture is compared with the prediction. Everything is removed at the end."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from . import views
