@@ -284,6 +284,15 @@ def _is_inplace(func: Any) -> bool:
     return name in _INPLACE_DUNDERS or (name.endswith("_") and not name.endswith("__"))
 
 
+def _tensors_in(objs: Any) -> list[Any]:
+    """The leaves of ``objs``; the common (args tuple of tensors, no kwargs) case without pytree."""
+    if isinstance(objs, tuple) and len(objs) == 2 and isinstance(objs[0], tuple) and not objs[1]:
+        args = objs[0]
+        if all(isinstance(a, torch.Tensor) for a in args):
+            return list(args)
+    return tree_flatten(objs)[0]
+
+
 class _Tracer:
     def __init__(self, model: nn.Module, on_value: Callable[[int, torch.Tensor], None] | None = None) -> None:
         self.model = model
@@ -342,8 +351,7 @@ class _Tracer:
     def consume(self, node: _Node, objs: Any) -> bool:
         """Record the tensors in ``objs`` as ``node``'s inputs; True if any depends on the input."""
         dynamic = False
-        leaves, _ = tree_flatten(objs)
-        for t in leaves:
+        for t in _tensors_in(objs):
             if not isinstance(t, torch.Tensor):
                 continue
             vid = self.tensor_value.get(id(t))

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 
 from .errors import PktcharError, UnknownModelError, did_you_mean
 
@@ -156,7 +157,7 @@ def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = No
     model: nn.Module | None = None
     if device == "meta":
         try:
-            with torch.device("meta"), _SkipInit(), _quiet():
+            with _MetaBuild(), _quiet():
                 model = spec.factory(**kwargs)
         except TypeError as e:
             if num_classes is not None and "num_classes" in str(e):
@@ -187,19 +188,21 @@ _INIT_OPS = {
 }
 
 
-class _SkipInit(TorchFunctionMode):
-    """While building on meta, weight initialisers have no values to fill: skip them (their meta
-    kernels are slow Python decompositions and make up most of a model's build time)."""
+class _MetaBuild(TorchFunctionMode):
+    """Build on the meta device in one mode: tensor factories get ``device="meta"`` (as under
+    ``torch.device("meta")``), and weight initialisers, which have no values to fill, are skipped
+    (their meta kernels are slow Python decompositions, most of a model's build time)."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        if (
-            getattr(func, "__name__", "") in _INIT_OPS
-            and args
-            and isinstance(args[0], torch.Tensor)
-            and args[0].is_meta
-        ):
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in _INIT_OPS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
             return args[0]
-        return func(*args, **(kwargs or {}))
+        if func in _CONSTRUCTORS and kwargs.get("device") is None:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+
+_CONSTRUCTORS = _device_constructors()
 
 
 @contextlib.contextmanager
