@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -66,13 +67,20 @@ def run_measured(argv: list[str], timeout: float = 900) -> tuple[str, float, flo
         time.sleep(0.02)
 
 
-def measure(tool: str, name: str, res: str) -> dict:
-    out, wall, rss, rc = run_measured([sys.executable, "-c", CHILD, tool, name, res])
-    row = {"tool": tool, "model": name, "res": res, "process_s": wall, "peak_rss_mb": rss}
-    if rc != 0 or not out.strip():
-        row["error"] = "failed" if rc != -9 else "timed out"
-        return row
-    row.update(json.loads(out.strip().splitlines()[-1]))
+REPEATS = 3
+
+
+def measure(tool: str, name: str, res: str, repeats: int = REPEATS) -> dict:
+    """The median of ``repeats`` fresh processes (step time, process time, peak RSS)."""
+    runs = []
+    for _ in range(repeats):
+        out, wall, rss, rc = run_measured([sys.executable, "-c", CHILD, tool, name, res])
+        if rc != 0 or not out.strip():
+            return {"tool": tool, "model": name, "res": res, "error": "failed" if rc != -9 else "timed out"}
+        runs.append({"process_s": wall, "peak_rss_mb": rss, **json.loads(out.strip().splitlines()[-1])})
+    row = {"tool": tool, "model": name, "res": res, **runs[0], "repeats": repeats}
+    for k in ("seconds", "process_s", "peak_rss_mb"):
+        row[k] = statistics.median(r[k] for r in runs)
     return row
 
 
@@ -121,7 +129,7 @@ def main() -> None:
         f"Python {platform.python_version()}, torch {torch.__version__}, torchinfo {torchinfo.__version__}. "
         "Produced by `.venv/bin/python benchmarks/bench_profile.py`.",
         "",
-        "Each cell runs in its own fresh process. *step* is the call itself (pktchar: build on meta + trace; "
+        f"Each figure is the median of {REPEATS} fresh processes. *step* is the call itself (pktchar: build on meta + trace; "
         "torchinfo: `summary()` on a model already built, real forward pass); *process* is the child's whole "
         "life including `import torch`; *peak RSS* is the child's maximum resident set.",
         "",
