@@ -316,6 +316,7 @@ class _Tracer:
         self.attributed: set[int] = set()
         self.param_of_module: dict[int, list[torch.Tensor]] = {}
         self.module_name = {id(m): n for n, m in model.named_modules()}
+        self.leaves = {id(m) for m in model.modules() if next(m.children(), None) is None}
         for m in model.modules():
             self.param_of_module[id(m)] = list(m.parameters(recurse=False))
         for p in model.parameters():
@@ -380,7 +381,7 @@ class _Tracer:
         try:
             name = self.module_name.get(id(module), type(module).__name__)
             self.stack.append((name, module))
-            if next(module.children(), None) is None:  # a leaf
+            if id(module) in self.leaves:
                 self.leaf_depth += 1
                 if self.leaf_depth == 1:
                     node = _Node(self.unique(name or type(module).__name__), type(module).__name__, "module")
@@ -410,12 +411,15 @@ class _Tracer:
     def post_hook(self, module: nn.Module, args: Any, kwargs: Any, output: Any) -> None:
         self.busy = True
         try:
-            if next(module.children(), None) is None:
+            if id(module) in self.leaves:
                 if self.leaf_depth == 1 and self.current is not None:
                     node = self.current
                     self.current = None
                     self.stop_counting()
-                    outs = [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+                    outs = (
+                        [output] if isinstance(output, torch.Tensor)
+                        else [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+                    )
                     formula = _MAC_FORMULAS.get(type(module))
                     if formula is not None and outs:
                         node.flops += 2 * formula(module, outs[0])
