@@ -118,6 +118,18 @@ def _budget(latency: str | None, fps: float | None) -> tuple[float | None, float
     return (parse_duration(latency) if latency else None), fps
 
 
+def _model_list(text: str) -> list[str]:
+    """Comma-separated model names, each checked (unknown ones fail with close matches)."""
+    from .zoo import resolve
+
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise PktcharError("no model given")
+    for n in names:
+        resolve(n)
+    return names
+
+
 def _progress(description: str) -> Callable[[Any], Any]:
     from rich.progress import track
 
@@ -381,13 +393,8 @@ def table_cmd(
     from .render import render
     from .resolution import parse_resolutions
     from .table import packet_table
-    from .zoo import resolve
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    if not names:
-        raise PktcharError("--models is empty")
-    for n in names:
-        resolve(n)
+    names = _model_list(models)
     ress = parse_resolutions(res)
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)
@@ -470,13 +477,8 @@ def report_cmd(
     from .report import collect, write
     from .resolution import parse_resolutions
     from .units import parse_rate
-    from .zoo import resolve
 
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    if not names:
-        raise PktcharError("no model given")
-    for n in names:
-        resolve(n)
+    names = _model_list(models)
     ress = parse_resolutions(res)
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)

@@ -52,6 +52,25 @@ def _recv_exact(sock: socket.socket, view: memoryview) -> None:
         got += n
 
 
+def _buffer(sock: socket.socket, which: str, size: int) -> None:
+    """Socket buffer of ``size``: the FORCE option (root, which the testbed is) passes
+    net.core.{r,w}mem_max; without it the plain option, capped by those limits."""
+    force, plain = (SO_RCVBUFFORCE, socket.SO_RCVBUF) if which == "RCV" else (SO_SNDBUFFORCE, socket.SO_SNDBUF)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, plain, size)
+
+
+def _bind(sock: socket.socket, bind: str, port: int) -> bool:
+    try:
+        sock.bind((bind, port))
+    except OSError as e:
+        emit({"error": f"cannot listen on {bind}:{port}: {e.strerror}"})
+        return False
+    return True
+
+
 # ----------------------------------------------------------------------------------------------
 # receiver (edge)
 
@@ -62,14 +81,8 @@ def receive_tcp(port: int, bind: str) -> int:
     # A receive window that is open from the first frame: with a small early window Linux sends
     # window probes, fragments that split segments mid-frame. Set before listen, so the SYN-ACK
     # carries the window scale (accepted sockets inherit it).
-    try:
-        srv.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 32 << 20)
-    except OSError:
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
-    try:
-        srv.bind((bind, port))
-    except OSError as e:
-        emit({"error": f"cannot listen on {bind}:{port}: {e.strerror}"})
+    _buffer(srv, "RCV", 32 << 20)
+    if not _bind(srv, bind, port):
         return 2
     srv.listen(4)
     print("READY", flush=True)
@@ -103,11 +116,8 @@ def receive_tcp(port: int, bind: str) -> int:
 
 def receive_udp(port: int, bind: str) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 20)
-    try:
-        sock.bind((bind, port))
-    except OSError as e:
-        emit({"error": f"cannot listen on {bind}:{port}: {e.strerror}"})
+    _buffer(sock, "RCV", 32 << 20)  # a burst of datagrams must not overflow the socket
+    if not _bind(sock, bind, port):
         return 2
     print("READY", flush=True)
     frames: dict[int, dict] = {}
@@ -179,13 +189,7 @@ def send_tcp(host: str, port: int, frames: Frames, fps: float | None, split: int
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # A whole frame must fit in the send buffer: when a send waits for buffer space, Linux pushes the
     # partly filled segment even under TCP_CORK, and the wire would show extra short segments.
-    # SO_SNDBUFFORCE (root, which the testbed is) passes net.core.wmem_max; the kernel doubles it.
-    largest = frames.largest() + HEADER.size
-    want = min(max(4 << 20, 2 * largest), 256 << 20)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, want)
-    except OSError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, want)
+    _buffer(sock, "SND", min(max(4 << 20, 2 * (frames.largest() + HEADER.size)), 256 << 20))
     ans = bytearray(ANSWER.size)
     t0 = now()
     for i in range(len(frames)):
