@@ -28,10 +28,18 @@ tool, name, res = sys.argv[1:4]
 import torch, torchvision.models  # imports are outside the timed step for both tools
 from pktchar.resolution import parse_resolution
 r = parse_resolution(res)
-if tool == "pktchar":
+if tool == "pktchar-name":  # from the name: build on meta, trace
     import pktchar
     t = time.perf_counter()
     p = pktchar.profile(name, res)
+    dt = time.perf_counter() - t
+    out = {"seconds": dt, "macs": p.macs, "params": p.params, "layers": len(p.layers)}
+elif tool == "pktchar":  # from a built model, the input torchinfo gets: meta copy, trace
+    import pktchar, torchvision.models as tvm
+    torch.manual_seed(0)
+    model = tvm.get_model(name, weights=None).eval()
+    t = time.perf_counter()
+    p = pktchar.profile(model, res)
     dt = time.perf_counter() - t
     out = {"seconds": dt, "macs": p.macs, "params": p.params, "layers": len(p.layers)}
 else:
@@ -107,6 +115,7 @@ def main() -> None:
     rows = []
     for name, res in CASES:
         ours = measure("pktchar", name, res)
+        ours["by_name"] = measure("pktchar-name", name, res)["seconds"]
         ok, why = torchinfo_feasible(name, res)
         theirs = measure("torchinfo", name, res) if ok else {"tool": "torchinfo", "model": name, "res": res,
                                                                "error": why}
@@ -129,13 +138,15 @@ def main() -> None:
         f"Python {platform.python_version()}, torch {torch.__version__}, torchinfo {torchinfo.__version__}. "
         "Produced by `.venv/bin/python benchmarks/bench_profile.py`.",
         "",
-        f"Each figure is the median of {REPEATS} fresh processes. *step* is the call itself (pktchar: build on meta + trace; "
-        "torchinfo: `summary()` on a model already built, real forward pass); *process* is the child's whole "
-        "life including `import torch`; *peak RSS* is the child's maximum resident set.",
+        f"Each figure is the median of {REPEATS} fresh processes. *step* is the call itself on the same input, a "
+        "model already built (random-initialised torchvision model): pktchar copies it to meta and traces it; "
+        "torchinfo's `summary()` runs a real forward pass. *from the name* is `pktchar.profile(name, res)`, "
+        "which builds the model on meta itself (torchinfo has no equivalent). *peak RSS* is the child's maximum "
+        "resident set (the built model's weights included).",
         "",
-        "| model | input | pktchar step (s) | torchinfo step (s) | speed-up | pktchar peak RSS (MB) | "
-        "torchinfo peak RSS (MB) | MACs pktchar | MACs torchinfo |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | input | pktchar step (s) | pktchar from the name (s) | torchinfo step (s) | speed-up | "
+        "pktchar peak RSS (MB) | torchinfo peak RSS (MB) | MACs pktchar | MACs torchinfo |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for ours, theirs in rows:
         if "error" in theirs:
@@ -146,7 +157,7 @@ def main() -> None:
             t_rss = f"{theirs['peak_rss_mb']:.0f}"
             t_macs = f"{theirs['macs']:,}"
         lines.append(
-            f"| {ours['model']} | {ours['res']} | {ours['seconds']:.3f} | {t_s} | {speed} | "
+            f"| {ours['model']} | {ours['res']} | {ours['seconds']:.3f} | {ours['by_name']:.3f} | {t_s} | {speed} | "
             f"{ours['peak_rss_mb']:.0f} | {t_rss} | {ours['macs']:,} | {t_macs} |"
         )
     lines += [
