@@ -156,17 +156,22 @@ def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = No
         kwargs["num_classes"] = num_classes
     model: nn.Module | None = None
     if device == "meta":
-        try:
-            with _MetaBuild(), _quiet():
-                model = spec.factory(**kwargs)
-        except TypeError as e:
-            if num_classes is not None and "num_classes" in str(e):
-                raise PktcharError(f"{spec.name} does not take num_classes") from e
-            model = None
-        except Exception:
-            # Builders that compute with real tensors while constructing (e.g. RegNet's width
-            # quantisation) cannot run on meta: build on the CPU, then move to meta.
-            model = None
+        # Every factory on meta first; builders that compute with real tensors while constructing
+        # (RegNet's width quantisation) then get meta storage for weights only (their arithmetic
+        # stays on the CPU); the last resort is a CPU build moved to meta.
+        for factories in (_CONSTRUCTORS, _STORAGE):
+            try:
+                with _MetaBuild(factories), _quiet():
+                    model = spec.factory(**kwargs)
+                if isinstance(model, nn.Module):
+                    model = model.to("meta")  # stray CPU constants
+                break
+            except TypeError as e:
+                if num_classes is not None and "num_classes" in str(e):
+                    raise PktcharError(f"{spec.name} does not take num_classes") from e
+                model = None
+            except Exception:
+                model = None
     if model is None:
         try:
             with _quiet():
@@ -189,20 +194,27 @@ _INIT_OPS = {
 
 
 class _MetaBuild(TorchFunctionMode):
-    """Build on the meta device in one mode: tensor factories get ``device="meta"`` (as under
-    ``torch.device("meta")``), and weight initialisers, which have no values to fill, are skipped
-    (their meta kernels are slow Python decompositions, most of a model's build time)."""
+    """Build on the meta device in one mode: the given tensor factories get ``device="meta"`` (all
+    of them, as under ``torch.device("meta")``, or only the storage ones), and weight initialisers,
+    which have no values to fill, are skipped (their meta kernels are slow Python decompositions,
+    most of a model's build time)."""
+
+    def __init__(self, factories: frozenset[object]) -> None:
+        super().__init__()
+        self.factories = factories
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         if getattr(func, "__name__", "") in _INIT_OPS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
             return args[0]
-        if func in _CONSTRUCTORS and kwargs.get("device") is None:
+        if func in self.factories and kwargs.get("device") is None:
             kwargs["device"] = "meta"
         return func(*args, **kwargs)
 
 
-_CONSTRUCTORS = _device_constructors()
+_CONSTRUCTORS = frozenset(_device_constructors())
+# what modules allocate parameters and buffers with
+_STORAGE = frozenset({torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full})
 
 
 @contextlib.contextmanager
