@@ -130,24 +130,38 @@ def quantize(t: torch.Tensor, dtype: str) -> bytes:
     return ((q[0::2] << 4) | q[1::2]).astype(np.uint8).tobytes()
 
 
-def coded_size(t: torch.Tensor, dtype: str, coder: str) -> int:
-    """Bytes of ``t`` at ``dtype`` after ``coder`` (quantisation parameters included)."""
-    overhead = QUANT_OVERHEAD.get(dtype, 0)
+def encode(t: torch.Tensor, dtype: str, coder: str) -> bytes:
+    """The bytes ``coder`` makes of ``t`` quantised to ``dtype`` (what a replay sends).
+
+    ``sparse`` is a bitmap of the non-zeros (one bit an element) followed by the non-zero values."""
     if coder == "sparse":
-        nnz = int((t != 0).sum())
-        return nbytes(t.numel(), 1) + nbytes(nnz, DTYPE_BITS[dtype]) + overhead
+        import numpy as np
+
+        flat = t.detach().flatten().cpu()
+        mask = flat != 0
+        values = quantize(flat[mask], dtype) if bool(mask.any()) else b""
+        return np.packbits(mask.numpy()).tobytes() + values
     data = quantize(t, dtype)
     if coder == "zstd":
         import zstandard
 
-        return len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)) + overhead
+        return zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(data)
     if coder == "lz4":
         import lz4.frame
 
-        return len(lz4.frame.compress(data)) + overhead
+        return lz4.frame.compress(data)
     if coder == "none":
-        return len(data) + overhead
+        return data
     raise PktcharError(f"unknown coder {coder!r}: choose one of {', '.join(CODERS)}.{did_you_mean(coder, CODERS)}")
+
+
+def coded_size(t: torch.Tensor, dtype: str, coder: str) -> int:
+    """Bytes of ``t`` at ``dtype`` after ``coder`` (quantisation parameters included)."""
+    overhead = QUANT_OVERHEAD.get(dtype, 0)
+    if coder == "sparse":  # len(encode(...)) without building the bytes
+        nnz = int((t != 0).sum())
+        return nbytes(t.numel(), 1) + nbytes(nnz, DTYPE_BITS[dtype]) + overhead
+    return len(encode(t, dtype, coder)) + overhead
 
 
 def check_coder(name: str) -> str:
@@ -218,6 +232,35 @@ def load_images(folder: str | Path | None, size: tuple[int, int], limit: int = 8
 # ----------------------------------------------------------------------------------------------
 # Measurement
 
+RANDOM_WEIGHTS = "random initialisation (torch.manual_seed(0))"
+
+
+def real_model_and_images(
+    model: str,
+    measure_res: str,
+    *,
+    weights: str | None = None,
+    images: str | Path | None = None,
+    num_classes: int | None = None,
+    limit: int = 8,
+) -> tuple[Any, Any, Any, str, str]:
+    """A real CPU model (seed 0, or ``weights``) and an image batch at ``measure_res``:
+    (model, batch, resolution, images description, weights description)."""
+    import torch
+
+    from . import zoo
+    from .resolution import parse_resolution
+
+    res = parse_resolution(measure_res)
+    spec = zoo.resolve(model)
+    torch.manual_seed(0)
+    net = zoo.build(spec, device="cpu", num_classes=num_classes)
+    if weights:
+        zoo.load_weights(net, weights)
+    batch, desc = load_images(images, (res.height, res.width), limit)
+    return net, batch, res, desc, str(weights) if weights else RANDOM_WEIGHTS
+
+
 
 def measure(
     model: str,
@@ -236,19 +279,13 @@ def measure(
 
     import torch
 
-    from . import zoo
     from .profile import cut_sets, trace_values
-    from .resolution import parse_resolution
 
     coder = check_coder(coder)
     dtype = check_dtype(dtype)
-    res = parse_resolution(measure_res)
-    spec = zoo.resolve(model)
-    torch.manual_seed(0)
-    net = zoo.build(spec, device="cpu", num_classes=num_classes)
-    if weights:
-        zoo.load_weights(net, weights)
-    batch, desc = load_images(images, (res.height, res.width), limit)
+    net, batch, res, desc, weights_desc = real_model_and_images(
+        model, measure_res, weights=weights, images=images, num_classes=num_classes, limit=limit
+    )
     t0 = time.perf_counter()
     sums: dict[str, list[float]] = {}
     coded_all = raw_all = 0
@@ -274,7 +311,7 @@ def measure(
         coder=coder,
         dtype=dtype,
         measure_res=res.label,
-        weights=str(weights) if weights else "random initialisation (torch.manual_seed(0))",
+        weights=weights_desc,
         images=desc,
         n_images=int(batch.shape[0]),
         ratios=ratios,

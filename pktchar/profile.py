@@ -701,7 +701,7 @@ def profile(
     except PktcharError:
         raise
     except Exception as e:
-        raise _rejection(name, meta_model, shape, default_res, e, in_channels) from e
+        raise _rejection(name, meta_model, shape, default_res, e) from e
     return _assemble(name, source, resolution, shape, dtype, meta_model, tracer)
 
 
@@ -799,7 +799,6 @@ def _rejection(
     shape: tuple[int, ...],
     default_res: int,
     err: Exception,
-    in_channels: int,
 ) -> PktcharError:
     """Turn a failure inside the forward pass into a message naming the layer and what it accepts."""
     where = _failing_layer(err)

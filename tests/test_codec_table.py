@@ -34,6 +34,15 @@ def test_sparse_bitmap_size():
     assert coded_size(t, "fp32", "sparse") == 13 + 30 * 4  # ceil(100/8) bitmap + non-zeros
 
 
+def test_sparse_bytes_sent_match_the_sparse_size():
+    t = torch.zeros(101)
+    t[::3] = torch.arange(1, 35, dtype=torch.float32)  # 34 non-zeros
+    for dtype in ("fp32", "fp16", "int8", "int4"):
+        sent = codec.encode(t, dtype, "sparse")
+        assert len(sent) + codec.QUANT_OVERHEAD.get(dtype, 0) == coded_size(t, dtype, "sparse")
+    assert len(codec.encode(t, "fp32", "sparse")) == 13 + 34 * 4  # ceil(101/8) + 34 fp32 values
+
+
 def test_general_coders_behave():
     zeros = torch.zeros(100_000)
     noise = torch.from_numpy(np.random.default_rng(0).standard_normal(100_000).astype(np.float32))

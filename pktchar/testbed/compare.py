@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import PktcharError
 from ..packets import FRAGMENT_HEADER, Transport, packetize
-from .pcap import PLEN_LABELS, Packet, PcapError, plen_bucket, read
+from .pcap import PLEN_LABELS, Packet, plen_bucket, read
 
 PREDICTION_KIND = "pktchar-prediction"
 
@@ -99,10 +99,7 @@ def load_prediction(path: str | Path) -> dict[str, Any]:
 def compare(pcap: str | Path, prediction: dict[str, Any] | None = None,
             app_results: list[dict[str, Any]] | None = None) -> Comparison:
     """Analyse ``pcap``; with a prediction, set every figure beside its predicted value."""
-    try:
-        pkts = read(pcap)
-    except PcapError:
-        raise
+    pkts = read(pcap)  # a PcapError says where a file is truncated or malformed
     if not pkts:
         raise PktcharError(f"{pcap}: the capture holds no packets")
     if prediction is None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..codec import Coding, Measured, quantize
+from ..codec import Coding, Measured, encode, quantize
 from ..errors import PktcharError
 from ..packets import Transport, packetize
 from .compare import PREDICTION_KIND, Comparison, compare
@@ -112,23 +112,16 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
     other the frames are the exact coded size at the target, filled with the real coded bytes."""
     import torch
 
-    from .. import zoo
-    from ..codec import load_images
+    from ..codec import real_model_and_images
     from ..profile import cut_sets, profile, trace_values
-    from ..resolution import parse_resolution
 
     p = profile(cfg.model, cfg.res, dtype=cfg.dtype)
     split = p.split(cfg.split)
     coding = Coding(cfg.dtype, compression=cfg.compression, measured=measured)
     target = coding.split_bytes(split)
-    mres = parse_resolution(cfg.measure_res)
-    spec = zoo.resolve(cfg.model)
-    torch.manual_seed(0)
-    net = zoo.build(spec, device="cpu")
-    if cfg.weights:
-        zoo.load_weights(net, cfg.weights)
-    n_img = min(cfg.frames, 8)
-    batch, img_desc = load_images(cfg.images, (mres.height, mres.width), n_img)
+    net, batch, mres, img_desc, weights = real_model_and_images(
+        cfg.model, cfg.measure_res, weights=cfg.weights, images=cfg.images, limit=min(cfg.frames, 8)
+    )
     real: list[bytes] = []
     for i in range(batch.shape[0]):
         kept: dict[int, Any] = {}
@@ -143,7 +136,7 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
         for vid in cut:
             t = kept[vid]
             if cfg.coder:
-                blob += _code(t, cfg.dtype, cfg.coder)
+                blob += encode(t, cfg.dtype, cfg.coder)
             else:
                 blob += quantize(t, cfg.dtype) if t.is_floating_point() else t.numpy().tobytes()
         if cfg.compression is not None:
@@ -151,7 +144,6 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
         real.append(blob)
         kept.clear()
     same_res = (mres.height, mres.width) == (p.input_shape[2], p.input_shape[3])
-    weights = cfg.weights or "random initialisation (seed 0)"
     if same_res:
         sizes = [len(real[i % len(real)]) for i in range(cfg.frames)]
         data = b"".join(real[i % len(real)] for i in range(cfg.frames))
@@ -163,27 +155,6 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
         src = (f"the exact coded size at {cfg.res} ({target:,} B a frame, {coding.describe()}), filled with real "
                f"coded activations of {split.after} at {mres.label} ({img_desc}; weights {weights})")
     return sizes, data, src, p
-
-
-def _code(t: Any, dtype: str, coder: str) -> bytes:
-    """The tensor's real coded bytes (the same coders codec measures)."""
-    import numpy as np
-
-    raw = quantize(t, dtype)
-    if coder == "zstd":
-        import zstandard
-
-        return zstandard.ZstdCompressor(level=3).compress(raw)
-    if coder == "lz4":
-        import lz4.frame
-
-        return lz4.frame.compress(raw)
-    if coder == "sparse":  # bitmap of non-zeros, then the non-zero values
-
-        flat = t.flatten()
-        mask = flat != 0
-        return np.packbits(mask.numpy()).tobytes() + (quantize(flat[mask], dtype) if bool(mask.any()) else b"")
-    raise PktcharError(f"unknown coder {coder!r}")
 
 
 def prediction(cfg: ReplayConfig, sizes: list[int], topo: Topology, split_name: str) -> dict[str, Any]:
@@ -388,7 +359,7 @@ def replay(cfg: ReplayConfig, measured: Measured | None = None,
         assert send.stdout is not None
         frames: list[dict[str, Any]] = []
         error = None
-        budget = 60 + sum(packetize(s, Transport(cfg.proto, cfg.mtu)).frame_bytes for s in sizes) * 8 / cfg.link * 3
+        budget = 60 + sum(f["frame_bytes"] for f in pred["frames"]) * 8 / cfg.link * 3
         budget += cfg.frames / cfg.fps if cfg.fps else 0
         deadline = time.monotonic() + budget
         for line in send.stdout:
