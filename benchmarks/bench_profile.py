@@ -19,8 +19,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CASES = [("vgg16", "224"), ("vgg16", "1080p"), ("resnet50", "224"), ("resnet50", "1080p"), ("vgg16", "8k"),
-         ("resnet50", "8k")]
+CASES = [
+    ("vgg16", "224"),
+    ("vgg16", "1080p"),
+    ("resnet50", "224"),
+    ("resnet50", "1080p"),
+    ("vgg16", "8k"),
+    ("resnet50", "8k"),
+]
 
 CHILD = r"""
 import json, sys, time
@@ -117,11 +123,17 @@ def main() -> None:
         ours = measure("pktchar", name, res)
         ours["by_name"] = measure("pktchar-name", name, res)["seconds"]
         ok, why = torchinfo_feasible(name, res)
-        theirs = measure("torchinfo", name, res) if ok else {"tool": "torchinfo", "model": name, "res": res,
-                                                               "error": why}
+        theirs = (
+            measure("torchinfo", name, res)
+            if ok
+            else {"tool": "torchinfo", "model": name, "res": res, "error": why}
+        )
         rows.append((ours, theirs))
-        print(f"{name} {res}: pktchar {ours.get('seconds', float('nan')):.3f} s, torchinfo "
-              f"{theirs.get('seconds', float('nan')):.3f} s", file=sys.stderr)
+        print(
+            f"{name} {res}: pktchar {ours.get('seconds', float('nan')):.3f} s, torchinfo "
+            f"{theirs.get('seconds', float('nan')):.3f} s",
+            file=sys.stderr,
+        )
 
     # the whole user-facing process
     cli = str(Path(sys.executable).with_name("pktchar"))

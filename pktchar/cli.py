@@ -88,7 +88,6 @@ def _emit(text: str, out: Path | None) -> None:
         print(f"wrote {out}", file=sys.stderr)
 
 
-
 class TableFmt(str, Enum):
     table = "table"
     md = "md"
@@ -146,8 +145,13 @@ def _err_console() -> Any:
 
 
 def _measure_all(
-    models: list[str], coder: str | None, dtype: str, measure_res: str, weights: Path | None,
-    images: Path | None, num_classes: int | None,
+    models: list[str],
+    coder: str | None,
+    dtype: str,
+    measure_res: str,
+    weights: Path | None,
+    images: Path | None,
+    num_classes: int | None,
 ) -> dict[str, Any]:
     """Measure ``coder`` on real activations of each model (progress on stderr)."""
     if coder is None:
@@ -158,30 +162,48 @@ def _measure_all(
     out = {}
     for m in models:
         out[m] = measure(
-            m, coder, dtype=dtype, measure_res=measure_res, weights=str(weights) if weights else None,
-            images=images, num_classes=num_classes, progress=_progress(f"measuring {coder} on {m}"),
+            m,
+            coder,
+            dtype=dtype,
+            measure_res=measure_res,
+            weights=str(weights) if weights else None,
+            images=images,
+            num_classes=num_classes,
+            progress=_progress(f"measuring {coder} on {m}"),
         )
-        print(f"pktchar: {m}: {out[m].describe()}: coded/raw {out[m].overall:.3f} "
-              f"({out[m].seconds:.1f} s)", file=sys.stderr)
+        print(
+            f"pktchar: {m}: {out[m].describe()}: coded/raw {out[m].overall:.3f} ({out[m].seconds:.1f} s)",
+            file=sys.stderr,
+        )
     return out
 
 
-ProtoOpt = Annotated[Proto, typer.Option("--proto", help="Transport: tcp, or udp with app-level fragmentation")]
+ProtoOpt = Annotated[
+    Proto, typer.Option("--proto", help="Transport: tcp, or udp with app-level fragmentation")
+]
 MtuOpt = Annotated[int, typer.Option("--mtu", help="Link MTU in bytes (1500; 9000 for jumbo frames)")]
 Ipv6Opt = Annotated[bool, typer.Option("--ipv6", help="IPv6 headers (40 B) instead of IPv4 (20 B)")]
 AppHdrOpt = Annotated[int, typer.Option("--app-header", min=0, help="Application frame header bytes a frame")]
 LatencyOpt = Annotated[str | None, typer.Option("--latency", "-l", help="Latency budget a frame, e.g. 10ms")]
-FpsOpt = Annotated[float | None, typer.Option("--fps", help="Frames a second (budget 1/fps unless --latency)")]
+FpsOpt = Annotated[
+    float | None, typer.Option("--fps", help="Frames a second (budget 1/fps unless --latency)")
+]
 CompressionOpt = Annotated[
-    float | None, typer.Option("--compression", "-c", help="Parametric coded/raw ratio, e.g. 0.1 (seed 002's 10%)")
+    float | None,
+    typer.Option("--compression", "-c", help="Parametric coded/raw ratio, e.g. 0.1 (seed 002's 10%)"),
 ]
 CoderOpt = Annotated[
     str | None,
-    typer.Option("--coder", help="Measure a real coder on real activations: zstd, lz4, sparse (ReLU-zero bitmap)"),
+    typer.Option(
+        "--coder", help="Measure a real coder on real activations: zstd, lz4, sparse (ReLU-zero bitmap)"
+    ),
 ]
-MeasureResOpt = Annotated[str, typer.Option("--measure-res", help="Resolution of the real forward pass for --coder")]
+MeasureResOpt = Annotated[
+    str, typer.Option("--measure-res", help="Resolution of the real forward pass for --coder")
+]
 ImagesOpt = Annotated[
-    Path | None, typer.Option("--images", help="Folder of images for --coder (default: matplotlib's sample photos)")
+    Path | None,
+    typer.Option("--images", help="Folder of images for --coder (default: matplotlib's sample photos)"),
 ]
 
 
@@ -223,8 +245,13 @@ def models_cmd(
         m = zoo.build(spec, device="meta")
         params = sum(p.numel() for p in {id(p): p for p in m.parameters()}.values())
         rows.append(
-            {"name": n, "source": spec.source, "params": params, "default_res": spec.default_res,
-             "description": spec.description}
+            {
+                "name": n,
+                "source": spec.source,
+                "params": params,
+                "default_res": spec.default_res,
+                "description": spec.description,
+            }
         )
     if fmt == Fmt.json:
         _emit(json.dumps(rows, indent=2), None)
@@ -248,7 +275,9 @@ def models_cmd(
 @app.command("profile")
 @friendly
 def profile_cmd(
-    model: Annotated[str, typer.Argument(help="Model name (see `pktchar models`) or path/to/file.py:factory")],
+    model: Annotated[
+        str, typer.Argument(help="Model name (see `pktchar models`) or path/to/file.py:factory")
+    ],
     res: Annotated[
         str | None,
         typer.Option(
@@ -259,15 +288,21 @@ def profile_cmd(
         ),
     ] = None,
     batch: Annotated[int, typer.Option("--batch", "-b", min=1, help="Batch size")] = 1,
-    dtype: Annotated[str, typer.Option("--dtype", "-d", help="Payload dtype: fp32, fp16, bf16, int8, int4")] = "fp32",
+    dtype: Annotated[
+        str, typer.Option("--dtype", "-d", help="Payload dtype: fp32, fp16, bf16, int8, int4")
+    ] = "fp32",
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format")] = Fmt.table,
-    only: Annotated[Only, typer.Option("--only", help="Print only the layers or the split points")] = Only.all,
+    only: Annotated[
+        Only, typer.Option("--only", help="Print only the layers or the split points")
+    ] = Only.all,
     num_classes: Annotated[int | None, typer.Option("--num-classes", min=1, help="Classifier width")] = None,
     in_channels: Annotated[int, typer.Option("--in-channels", min=1, help="Input channels")] = 3,
     weights: Annotated[
         Path | None, typer.Option("--weights", help="Checkpoint (state dict) to check against the model")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")
+    ] = None,
     split: Annotated[
         str | None, typer.Option("--split", "-s", help="Show one split point's flow: packets, rate, QoS")
     ] = None,
@@ -286,7 +321,7 @@ def profile_cmd(
     """Exact per-layer and per-split payloads of MODEL at an input resolution (meta tensors, no compute)."""
     from . import views
     from .codec import Coding
-    from .profile import profile
+    from .profiler import profile
     from .render import render
     from .units import parse_rate
 
@@ -294,7 +329,12 @@ def profile_cmd(
     link_bps = parse_rate(link) if link else None
     transport = _transport(proto, mtu, ipv6, app_header)
     p = profile(
-        model, res, dtype=dtype, batch=batch, in_channels=in_channels, num_classes=num_classes,
+        model,
+        res,
+        dtype=dtype,
+        batch=batch,
+        in_channels=in_channels,
+        num_classes=num_classes,
         weights=str(weights) if weights else None,
     )
     chosen = p.split(split) if split else None
@@ -326,7 +366,9 @@ def profile_cmd(
         return
     parts = []
     if fmt == Fmt.md:
-        parts.append(f"## {views.profile_title(p)}\n\n" + "\n".join(f"- {x}" for x in views.summary_lines(p)) + "\n")
+        parts.append(
+            f"## {views.profile_title(p)}\n\n" + "\n".join(f"- {x}" for x in views.summary_lines(p)) + "\n"
+        )
     for t in tables:
         text = render(t, fmt.value)
         parts.append(f"# {t.title}\n{text}" if fmt == Fmt.csv and len(tables) > 1 else text)
@@ -334,8 +376,15 @@ def profile_cmd(
 
 
 def _show_flow(
-    p: Any, split: Any, coding: Any, transport: Any, latency: float | None, fps: float | None,
-    link: float | None, fmt: Fmt, out: Path | None,
+    p: Any,
+    split: Any,
+    coding: Any,
+    transport: Any,
+    latency: float | None,
+    fps: float | None,
+    link: float | None,
+    fmt: Fmt,
+    out: Path | None,
 ) -> None:
     from . import views
     from .qos import requirements
@@ -347,17 +396,29 @@ def _show_flow(
     req = requirements(payload, latency=latency, fps=fps, transport=transport, link=link)
     cut = Table(
         f"Cut set after {split.after} ({views.profile_title(p)})",
-        (Column("producer", "produced by"), Column("shape", "shape", "shape"), Column("bytes", "raw", "bytes")),
+        (
+            Column("producer", "produced by"),
+            Column("shape", "shape", "shape"),
+            Column("bytes", "raw", "bytes"),
+        ),
         [{"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors],
         caption=f"coded: {coding.describe()} -> {payload:,} B a frame",
     )
     tables = [cut, views.requirements_table(req, f"Flow after {split.after}"), views.fiveqi_table(req)]
     if fmt == Fmt.json:
         d = {
-            "model": p.model, "input_shape": list(p.input_shape), "dtype": p.dtype, "split": split.after,
-            "raw_bytes": split.bytes, "coded_bytes": payload, "coding": coding.describe(),
-            "tensors": [{"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors],
-            "device_macs": split.device_macs, "device_params": split.device_params,
+            "model": p.model,
+            "input_shape": list(p.input_shape),
+            "dtype": p.dtype,
+            "split": split.after,
+            "raw_bytes": split.bytes,
+            "coded_bytes": payload,
+            "coding": coding.describe(),
+            "tensors": [
+                {"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors
+            ],
+            "device_macs": split.device_macs,
+            "device_params": split.device_params,
             "requirements": req.to_dict(),
         }
         _emit(json.dumps(d, indent=2), out)
@@ -368,7 +429,9 @@ def _show_flow(
 @app.command("table")
 @friendly
 def table_cmd(
-    models: Annotated[str, typer.Option("--models", "-m", help="Comma-separated models")] = "alexnet,vgg16,resnet50",
+    models: Annotated[
+        str, typer.Option("--models", "-m", help="Comma-separated models")
+    ] = "alexnet,vgg16,resnet50",
     res: Annotated[str, typer.Option("--res", "-r", help="Comma-separated resolutions")] = "224,8k,x10,x100",
     dtype: Annotated[str, typer.Option("--dtype", "-d", help="fp32, fp16, bf16, int8, int4")] = "fp32",
     compression: CompressionOpt = None,
@@ -382,7 +445,9 @@ def table_cmd(
     ipv6: Ipv6Opt = False,
     app_header: AppHdrOpt = 24,
     fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")
+    ] = None,
 ) -> None:
     """Seed 002's packet-size table, exactly: min~max payload over the split points per model and resolution.
 
@@ -401,8 +466,15 @@ def table_cmd(
     transport = _transport(proto, mtu, ipv6, app_header)
     measured = _measure_all(names, coder, dtype, measure_res, None, images, None)
     pt = packet_table(
-        names, ress, dtype=dtype, compression=compression, measured=measured, transport=transport,
-        latency=lat, fps=fps, progress=_progress("profiling"),
+        names,
+        ress,
+        dtype=dtype,
+        compression=compression,
+        measured=measured,
+        transport=transport,
+        latency=lat,
+        fps=fps,
+        progress=_progress("profiling"),
     )
     comparison = views.paper_comparison(pt)
     if fmt == TableFmt.json:
@@ -437,7 +509,10 @@ def qos_cmd(
         raise PktcharError(f"--payload must be positive, got {payload!r}")
     lat, fps = _budget(latency, fps)
     req = requirements(
-        nbytes, latency=lat, fps=fps, transport=_transport(proto, mtu, ipv6, app_header),
+        nbytes,
+        latency=lat,
+        fps=fps,
+        transport=_transport(proto, mtu, ipv6, app_header),
         link=parse_rate(link) if link else None,
     )
     if fmt == TableFmt.json:
@@ -451,18 +526,26 @@ def qos_cmd(
 def report_cmd(
     models: Annotated[str, typer.Argument(help="Model or comma-separated models, e.g. vgg16,resnet50")],
     res: Annotated[str, typer.Option("--res", "-r", help="Comma-separated resolutions")] = "224,1080p,4k,8k",
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (default reports/<models>-<res>/)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Report folder (default reports/<models>-<res>/)")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty report folder")] = False,
     dtype: Annotated[str, typer.Option("--dtype", "-d", help="fp32, fp16, bf16, int8, int4")] = "fp32",
     compression: CompressionOpt = None,
     coder: CoderOpt = None,
     measure_res: MeasureResOpt = "224",
     images: ImagesOpt = None,
-    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for --coder's forward pass")] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="Checkpoint for --coder's forward pass")
+    ] = None,
     split: Annotated[
         str | None,
-        typer.Option("--split", "-s", help="Split whose flow is detailed, for all models or as "
-                     "model=split,model=split (default: each model's cheapest inner split)"),
+        typer.Option(
+            "--split",
+            "-s",
+            help="Split whose flow is detailed, for all models or as "
+            "model=split,model=split (default: each model's cheapest inner split)",
+        ),
     ] = None,
     link: Annotated[str | None, typer.Option("--link", help="Link rate, e.g. 100mbit")] = None,
     fps: FpsOpt = None,
@@ -484,8 +567,12 @@ def report_cmd(
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
     transport = _transport(proto, mtu, ipv6, app_header)
-    target = out or Path("reports") / f"{'-'.join(n.replace('/', '_').replace(':', '_') for n in names)}-" \
+    target = (
+        out
+        or Path("reports")
+        / f"{'-'.join(n.replace('/', '_').replace(':', '_') for n in names)}-"
         f"{'-'.join(r.label for r in ress)}"
+    )
     if target.exists() and any(target.iterdir()) and not force:
         raise PktcharError(f"{target} exists and is not empty: choose another --out or pass --force")
     splits: str | dict[str, str] | None = split
@@ -497,8 +584,17 @@ def report_cmd(
             raise PktcharError(f"--split names models not in the report: {', '.join(sorted(unknown))}")
     measured = _measure_all(names, coder, dtype, measure_res, weights, images, None)
     data = collect(
-        names, [r.label for r in ress], dtype=dtype, compression=compression, measured=measured,
-        transport=transport, latency=lat, fps=fps, link=link_bps, split=splits, progress=_progress("profiling"),
+        names,
+        [r.label for r in ress],
+        dtype=dtype,
+        compression=compression,
+        measured=measured,
+        transport=transport,
+        latency=lat,
+        fps=fps,
+        link=link_bps,
+        split=splits,
+        progress=_progress("profiling"),
     )
     paths = write(data, target, force=force)
     print(f"wrote {paths['md']}, {paths['tex']}, {paths['json']} and figures/ in {target}", file=sys.stderr)
@@ -532,18 +628,30 @@ def replay_cmd(
     coder: CoderOpt = None,
     measure_res: MeasureResOpt = "224",
     images: ImagesOpt = None,
-    weights: Annotated[Path | None, typer.Option("--weights", help="Checkpoint for the real activations")] = None,
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="Checkpoint for the real activations")
+    ] = None,
     link: Annotated[str, typer.Option("--link", help="Uplink rate (device egress), e.g. 80mbit")] = "80mbit",
-    downlink: Annotated[str | None, typer.Option("--downlink", help="Downlink rate (default: as uplink)")] = None,
-    delay: Annotated[str | None, typer.Option("--delay", help="One-way delay, e.g. 5ms (needs netem)")] = None,
-    loss: Annotated[float | None, typer.Option("--loss", help="Loss fraction, e.g. 0.01 (needs netem)")] = None,
+    downlink: Annotated[
+        str | None, typer.Option("--downlink", help="Downlink rate (default: as uplink)")
+    ] = None,
+    delay: Annotated[
+        str | None, typer.Option("--delay", help="One-way delay, e.g. 5ms (needs netem)")
+    ] = None,
+    loss: Annotated[
+        float | None, typer.Option("--loss", help="Loss fraction, e.g. 0.01 (needs netem)")
+    ] = None,
     mtu: MtuOpt = 1500,
     proto: ProtoOpt = Proto.tcp,
     fps: FpsOpt = None,
     frames: Annotated[int, typer.Option("--frames", "-n", min=1, help="Frames to send")] = 20,
-    pcap: Annotated[Path | None, typer.Option("--pcap", help="Capture file (default captures/<model>-...pcap)")] = None,
+    pcap: Annotated[
+        Path | None, typer.Option("--pcap", help="Capture file (default captures/<model>-...pcap)")
+    ] = None,
     port: Annotated[int, typer.Option("--port", help="Edge TCP/UDP port")] = 5201,
-    report: Annotated[Path | None, typer.Option("--report", help="Also write a compare report folder")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Also write a compare report folder")
+    ] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format (table or json)")] = Fmt.table,
 ) -> None:
     """Send a split's real payloads over a shaped link between namespaces, capture them, compare (root).
@@ -560,27 +668,56 @@ def replay_cmd(
     from .units import parse_duration, parse_rate
 
     # check the arguments before anything is built or asked of the system
-    Link(parse_rate(link), parse_rate(downlink) if downlink else None, mtu,
-         parse_duration(delay) if delay else None, loss)
+    Link(
+        parse_rate(link),
+        parse_rate(downlink) if downlink else None,
+        mtu,
+        parse_duration(delay) if delay else None,
+        loss,
+    )
     Transport(proto.value, mtu)
     require_root()
     cfg = ReplayConfig(
-        model=model, split=split, res=res, dtype=dtype, compression=compression, coder=coder,
-        measure_res=measure_res, weights=str(weights) if weights else None, images=str(images) if images else None,
-        link=parse_rate(link), downlink=parse_rate(downlink) if downlink else None,
-        delay=parse_duration(delay) if delay else None, loss=loss, mtu=mtu, proto=proto.value, fps=fps,
-        frames=frames, pcap=pcap, port=port,
+        model=model,
+        split=split,
+        res=res,
+        dtype=dtype,
+        compression=compression,
+        coder=coder,
+        measure_res=measure_res,
+        weights=str(weights) if weights else None,
+        images=str(images) if images else None,
+        link=parse_rate(link),
+        downlink=parse_rate(downlink) if downlink else None,
+        delay=parse_duration(delay) if delay else None,
+        loss=loss,
+        mtu=mtu,
+        proto=proto.value,
+        fps=fps,
+        frames=frames,
+        pcap=pcap,
+        port=port,
     )
     measured = _measure_all([model], coder, dtype, measure_res, weights, images, None).get(model)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=_err_console(), transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=_err_console(),
+        transient=True,
+    ) as bar:
         task = bar.add_task("replaying frames", total=frames)
         result = replay(cfg, measured, progress=lambda done, total: bar.update(task, completed=done))
     if report is not None and result.comparison is not None:
         from .report import write_comparison
 
-        write_comparison(result.comparison, report, force=True,
-                         extra={"calibration": result.calibration, "capture": result.capture.__dict__})
+        write_comparison(
+            result.comparison,
+            report,
+            force=True,
+            extra={"calibration": result.calibration, "capture": result.capture.__dict__},
+        )
     if fmt == Fmt.json:
         _emit(json.dumps(result.to_dict(), indent=2, default=str), None)
     else:
@@ -590,22 +727,31 @@ def replay_cmd(
         console.print(f"payload: {result.payload_source}", highlight=False)
         if result.calibration:
             c = result.calibration
-            console.print(f"calibration: {c['bytes']:,} B in {c['seconds'] * 1000:.1f} ms: link "
-                          f"{c['link_rate_measured_bps'] / 1e6:.2f} Mbit/s (set {c['link_rate_set_bps'] / 1e6:g}), "
-                          f"goodput {c['goodput_measured_bps'] / 1e6:.2f} Mbit/s (model "
-                          f"{c['goodput_predicted_bps'] / 1e6:.2f})", highlight=False)
+            console.print(
+                f"calibration: {c['bytes']:,} B in {c['seconds'] * 1000:.1f} ms: link "
+                f"{c['link_rate_measured_bps'] / 1e6:.2f} Mbit/s (set {c['link_rate_set_bps'] / 1e6:g}), "
+                f"goodput {c['goodput_measured_bps'] / 1e6:.2f} Mbit/s (model "
+                f"{c['goodput_predicted_bps'] / 1e6:.2f})",
+                highlight=False,
+            )
         s = result.capture
-        console.print(f"capture: {s.captured:,} packets captured, {s.interface_packets:,} through the interface, "
-                      f"{s.dropped_by_kernel} dropped by the kernel -> "
-                      f"{'complete' if s.complete else 'INCOMPLETE'}; {result.pcap}", highlight=False)
+        console.print(
+            f"capture: {s.captured:,} packets captured, {s.interface_packets:,} through the interface, "
+            f"{s.dropped_by_kernel} dropped by the kernel -> "
+            f"{'complete' if s.complete else 'INCOMPLETE'}; {result.pcap}",
+            highlight=False,
+        )
         if result.comparison is not None:
             for t in (views.comparison_table(result.comparison), views.histogram_table(result.comparison)):
                 console.print(to_rich(t))
         for n in result.notes:
             console.print(f"note: {n}", highlight=False)
     if result.error:
-        print(f"pktchar: error: {result.error} ({len(result.frames)} frames measured and kept in "
-              f"{result.pcap.with_suffix('.result.json')})", file=sys.stderr)
+        print(
+            f"pktchar: error: {result.error} ({len(result.frames)} frames measured and kept in "
+            f"{result.pcap.with_suffix('.result.json')})",
+            file=sys.stderr,
+        )
         raise typer.Exit(3)
 
 
@@ -616,7 +762,9 @@ def compare_cmd(
     prediction: Annotated[
         Path | None, typer.Option("--prediction", "-p", help="Prediction JSON (default: beside the pcap)")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write a report folder (md, tex, figures)")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write a report folder (md, tex, figures)")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty report folder")] = False,
     fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
 ) -> None:
@@ -645,7 +793,9 @@ def compare_cmd(
     if fmt == TableFmt.json:
         _emit(json.dumps(c.to_dict(), indent=2, default=str), None)
     else:  # the terminal gets the summary; the per-frame table goes to md/csv/tex and json
-        _show(tables[:2] if fmt == TableFmt.table else tables, fmt.value, None, [f"note: {n}" for n in c.notes])
+        _show(
+            tables[:2] if fmt == TableFmt.table else tables, fmt.value, None, [f"note: {n}" for n in c.notes]
+        )
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ from .errors import PktcharError, did_you_mean
 if TYPE_CHECKING:
     import torch
 
-    from .profile import Split
+    from .profiler import Split
 
 QUANT_OVERHEAD = {"int8": 8, "int4": 8}  # fp32 scale + int32 zero point per tensor
 CODERS = ("zstd", "lz4", "sparse")
@@ -152,7 +152,9 @@ def encode(t: torch.Tensor, dtype: str, coder: str) -> bytes:
         return lz4.frame.compress(data)
     if coder == "none":
         return data
-    raise PktcharError(f"unknown coder {coder!r}: choose one of {', '.join(CODERS)}.{did_you_mean(coder, CODERS)}")
+    raise PktcharError(
+        f"unknown coder {coder!r}: choose one of {', '.join(CODERS)}.{did_you_mean(coder, CODERS)}"
+    )
 
 
 def coded_size(t: torch.Tensor, dtype: str, coder: str) -> int:
@@ -167,7 +169,9 @@ def coded_size(t: torch.Tensor, dtype: str, coder: str) -> int:
 def check_coder(name: str) -> str:
     key = name.strip().lower()
     if key not in CODERS:
-        raise PktcharError(f"unknown coder {name!r}: choose one of {', '.join(CODERS)}.{did_you_mean(name, CODERS)}")
+        raise PktcharError(
+            f"unknown coder {name!r}: choose one of {', '.join(CODERS)}.{did_you_mean(name, CODERS)}"
+        )
     return key
 
 
@@ -205,7 +209,10 @@ def load_images(folder: str | Path | None, size: tuple[int, int], limit: int = 8
             w, h = img.size
             cw, ch = int(w * 0.7), int(h * 0.7)
             views.append(img)
-            views += [img.crop((x, y, x + cw, y + ch)) for x, y in ((0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch))]
+            views += [
+                img.crop((x, y, x + cw, y + ch))
+                for x, y in ((0, 0), (w - cw, 0), (0, h - ch), (w - cw, h - ch))
+            ]
     else:
         d = Path(folder)
         if not d.is_dir():
@@ -224,7 +231,9 @@ def load_images(folder: str | Path | None, size: tuple[int, int], limit: int = 8
     h, w = size
     mean = np.array([0.485, 0.456, 0.406], dtype=np.float32)
     std = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-    arrs = [((np.asarray(v.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0) - mean) / std for v in views]
+    arrs = [
+        ((np.asarray(v.resize((w, h), Image.BILINEAR), dtype=np.float32) / 255.0) - mean) / std for v in views
+    ]
     batch = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
     return batch, desc
 
@@ -261,7 +270,6 @@ def real_model_and_images(
     return net, batch, res, desc, str(weights) if weights else RANDOM_WEIGHTS
 
 
-
 def measure(
     model: str,
     coder: str,
@@ -279,7 +287,7 @@ def measure(
 
     import torch
 
-    from .profile import cut_sets, trace_values
+    from .profiler import cut_sets, trace_values
 
     coder = check_coder(coder)
     dtype = check_dtype(dtype)

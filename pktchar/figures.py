@@ -20,7 +20,7 @@ from .units import human_bytes, human_count
 
 if TYPE_CHECKING:
     from .packets import Packets
-    from .profile import Profile
+    from .profiler import Profile
     from .table import PacketTable
     from .testbed.compare import Comparison
 
@@ -45,8 +45,15 @@ def payload_along_network(model: str, profiles: Sequence[Profile], coding: Codin
     styles = ["-", "--", "-.", ":"]
     for k, p in enumerate(profiles):  # line styles differ so equal payloads (after pooling) stay visible
         ys = [max(coding.split_bytes(s), 1) for s in p.splits]
-        ax.plot(range(len(ys)), ys, marker="o" if n <= 60 else None, ms=3, lw=1.4, ls=styles[k % len(styles)],
-                label=f"{p.resolution} ({p.input_shape[2]}x{p.input_shape[3]})")
+        ax.plot(
+            range(len(ys)),
+            ys,
+            marker="o" if n <= 60 else None,
+            ms=3,
+            lw=1.4,
+            ls=styles[k % len(styles)],
+            label=f"{p.resolution} ({p.input_shape[2]}x{p.input_shape[3]})",
+        )
     for mdbv, _ in _mdbv_limits():
         ax.axhline(mdbv, color="0.55", lw=0.8, ls="--", zorder=0)
     ax.set_yscale("log")
@@ -113,8 +120,11 @@ def macs_vs_payload(model: str, profiles: Sequence[Profile], coding: Coding) -> 
     ax.yaxis.set_major_formatter(_BYTES_FMT)
     ax.set_xlabel("device-side compute up to the split (MACs)")
     ax.set_ylabel(f"payload per frame ({coding.dtype}, coded; bytes)")
-    ax.set_title(f"{model}: compute on the device against traffic on the network\n"
-                 "(split points after the first MAC; full offload is the input itself)", fontsize=10)
+    ax.set_title(
+        f"{model}: compute on the device against traffic on the network\n"
+        "(split points after the first MAC; full offload is the input itself)",
+        fontsize=10,
+    )
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(title="input", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
@@ -129,8 +139,14 @@ def packet_sizes(title: str, packets: Packets) -> Figure:
     width = max(8.0, 0.02 * max(sizes))
     bars = ax.bar(sizes, counts, width=width, color="C0")
     for b, n in zip(bars, counts, strict=True):
-        ax.annotate(f"{n:,}", (b.get_x() + b.get_width() / 2, b.get_height()), xytext=(0, 2),
-                    textcoords="offset points", ha="center", fontsize=8)
+        ax.annotate(
+            f"{n:,}",
+            (b.get_x() + b.get_width() / 2, b.get_height()),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
     ax.set_xlim(0, packets.transport.mtu * 1.08)
     if max(counts) > 50 * min(counts):
         ax.set_yscale("log")
@@ -139,8 +155,11 @@ def packet_sizes(title: str, packets: Packets) -> Figure:
         ax.set_ylim(0, max(counts) * 1.15)
     ax.set_xlabel("IP packet length (bytes)")
     ax.set_ylabel("packets per frame")
-    ax.set_title(f"{title}\n{packets.count:,} packets, {human_bytes(packets.wire_bytes)} on the wire, "
-                 f"{packets.transport.describe()}", fontsize=9)
+    ax.set_title(
+        f"{title}\n{packets.count:,} packets, {human_bytes(packets.wire_bytes)} on the wire, "
+        f"{packets.transport.describe()}",
+        fontsize=9,
+    )
     ax.grid(True, axis="y", alpha=0.3)
     return fig
 
@@ -153,14 +172,28 @@ def packet_table_heatmap(t: PacketTable) -> Figure:
     fig = Figure(figsize=(3.0 + 2.6 * len(models), 1.6 + 0.75 * len(ress)), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, which in zip(axes, ("min", "max"), strict=True):
-        grid = np.array([[getattr(t.cell(m, r), f"{which}_bytes") for m in models] for r in ress], dtype=float)
-        im = ax.imshow(np.log10(np.maximum(grid, 1)), cmap="viridis", aspect="auto", vmin=0,
-                       vmax=max(1.0, math.ceil(np.log10(max(grid.max(), 10)))))
+        grid = np.array(
+            [[getattr(t.cell(m, r), f"{which}_bytes") for m in models] for r in ress], dtype=float
+        )
+        im = ax.imshow(
+            np.log10(np.maximum(grid, 1)),
+            cmap="viridis",
+            aspect="auto",
+            vmin=0,
+            vmax=max(1.0, math.ceil(np.log10(max(grid.max(), 10)))),
+        )
         for i in range(len(ress)):
             for j in range(len(models)):
                 c = t.cell(models[j], ress[i])
-                ax.text(j, i, f"{human_bytes(grid[i, j], 3)}\n{getattr(c, f'{which}_split')}", ha="center",
-                        va="center", fontsize=7, color="white" if np.log10(max(grid[i, j], 1)) < 6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{human_bytes(grid[i, j], 3)}\n{getattr(c, f'{which}_split')}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if np.log10(max(grid[i, j], 1)) < 6 else "black",
+                )
         ax.set_xticks(range(len(models)), models, fontsize=8)
         ax.set_yticks(range(len(ress)), ress, fontsize=8)
         ax.set_title(f"{which} payload over the split points", fontsize=9)

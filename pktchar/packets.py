@@ -14,10 +14,8 @@ Sizes at three layers, as tools report them:
 * ``wire``: what occupies a physical link: frame + 4 B FCS, padded to the 64 B
   minimum, + 8 B preamble + 12 B inter-frame gap.
 
-The application frame header (:data:`FRAME_HEADER`, 24 B) is the testbed's own:
-frame id (4), split id (2), flags (2), payload length (8), send time in ns (8).
-The UDP fragment header (:data:`FRAGMENT_HEADER`, 12 B): frame id (4), fragment
-index (4), fragment count (4).
+The application frame header (24 B) and the UDP fragment header (12 B) are the
+testbed's own, defined with every other header size in :mod:`pktchar.wire`.
 """
 
 from __future__ import annotations
@@ -26,17 +24,18 @@ import math
 from dataclasses import dataclass
 
 from .errors import PktcharError
-
-FRAME_HEADER = 24
-FRAGMENT_HEADER = 12
-ETH_HEADER = 14
-ETH_FCS = 4
-ETH_MIN_FRAME = 64  # with FCS
-ETH_PREAMBLE_IFG = 20  # 8 B preamble/SFD + 12 B inter-frame gap
-IP_HEADER = {4: 20, 6: 40}
-TCP_HEADER = 20
-UDP_HEADER = 8
-TCP_TIMESTAMPS = 12  # the options Linux puts on every segment by default (10 B padded to 12)
+from .wire import (  # noqa: F401 - re-exported: the sizes are defined once, in wire
+    ETH_FCS,
+    ETH_HEADER,
+    ETH_MIN_FRAME,
+    ETH_PREAMBLE_IFG,
+    FRAGMENT_HEADER,
+    FRAME_HEADER,
+    IP_HEADER,
+    TCP_HEADER,
+    TCP_TIMESTAMPS,
+    UDP_HEADER,
+)
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,14 @@ class Requirements:
             "fits_link": self.fits_link,
             "size_class": self.size_class,
             "fiveqi": [
-                {"5qi": f.fiveqi.qi, "resource": f.fiveqi.resource, "pdb_ms": f.fiveqi.pdb_ms,
-                 "mdbv": f.fiveqi.mdbv, "fits": f.fits, "reason": f.reason}
+                {
+                    "5qi": f.fiveqi.qi,
+                    "resource": f.fiveqi.resource,
+                    "pdb_ms": f.fiveqi.pdb_ms,
+                    "mdbv": f.fiveqi.mdbv,
+                    "fits": f.fits,
+                    "reason": f.reason,
+                }
                 for f in self.fits
             ],
             "fitting_5qi": self.fitting,
@@ -149,7 +155,9 @@ def fit_5qi(ip_bytes: int, latency: float, fps: float | None = None) -> tuple[Fi
             frames = max(1, math.ceil(pdb * fps - 1e-9)) if fps else 1
             burst = ip_bytes * frames
             if burst > q.mdbv:
-                out.append(Fit(q, False, f"{burst:,} B within a {q.pdb_ms:g} ms PDB exceeds MDBV {q.mdbv:,} B"))
+                out.append(
+                    Fit(q, False, f"{burst:,} B within a {q.pdb_ms:g} ms PDB exceeds MDBV {q.mdbv:,} B")
+                )
                 continue
             out.append(Fit(q, True, f"PDB {q.pdb_ms:g} ms, {burst:,} B <= MDBV {q.mdbv:,} B"))
         else:

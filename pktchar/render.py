@@ -152,8 +152,11 @@ def to_latex(table: Table, label: str = "", longtable: bool | None = None, fit_w
     cols = table.columns
     paras = sum(c.kind == "para" for c in cols)
     spec = "".join(
-        "r" if c.kind in ("bytes", "count", "int", "float")
-        else f"p{{{0.55 / paras:.2f}\\linewidth}}" if c.kind == "para" else "l"
+        "r"
+        if c.kind in ("bytes", "count", "int", "float")
+        else f"p{{{0.55 / paras:.2f}\\linewidth}}"
+        if c.kind == "para"
+        else "l"
         for c in cols
     )
     fit_width = fit_width and not paras  # wrapped columns already fit

@@ -29,7 +29,7 @@ from . import __version__, figures, views
 from .codec import Coding, Measured
 from .errors import PktcharError
 from .packets import Transport
-from .profile import Profile, Split, profile
+from .profiler import Profile, Split, profile
 from .qos import FIVEQI_SOURCE, Requirements, requirements
 from .render import Column, Table, tex_escape, to_latex, to_markdown
 from .resolution import Resolution, parse_resolution
@@ -87,8 +87,17 @@ def collect(
     jobs = [(m, r) for m in models for r in ress]
     for m, r in progress(jobs) if progress else jobs:
         profiles[(m, r.label)] = profile(m, r, dtype=dtype)
-    table = packet_table(models, ress, dtype=dtype, compression=compression, measured=measured,
-                         transport=transport, latency=latency, fps=fps, profiles=profiles)
+    table = packet_table(
+        models,
+        ress,
+        dtype=dtype,
+        compression=compression,
+        measured=measured,
+        transport=transport,
+        latency=latency,
+        fps=fps,
+        profiles=profiles,
+    )
     chosen: dict[str, str] = {}
     flows: dict[tuple[str, str], Requirements] = {}
     wanted = split if isinstance(split, dict) else dict.fromkeys(models, split) if split else {}
@@ -139,40 +148,63 @@ def splits_across_resolutions(d: ReportData, model: str) -> Table:
     coding = d.codings[model]
     cols = [Column("index", "#", "int"), Column("after", "split after")]
     cols += [Column(f"payload_{r.label}", f"payload @{r.label}", "bytes") for r in d.resolutions]
-    cols += [Column("device_macs", f"device MACs @{d.resolutions[0].label}", "int"),
-             Column("device_params", "device params", "int")]
+    cols += [
+        Column("device_macs", f"device MACs @{d.resolutions[0].label}", "int"),
+        Column("device_params", "device params", "int"),
+    ]
     rows = []
     for i, s in enumerate(ps[0].splits):
-        row: dict[str, Any] = {"index": s.index, "after": s.after, "device_macs": s.device_macs,
-                               "device_params": s.device_params}
+        row: dict[str, Any] = {
+            "index": s.index,
+            "after": s.after,
+            "device_macs": s.device_macs,
+            "device_params": s.device_params,
+        }
         for r, p in zip(d.resolutions, ps, strict=True):
             row[f"payload_{r.label}"] = coding.split_bytes(p.splits[i])
         rows.append(row)
-    return Table(f"{model}: coded payload per split point", cols, rows, caption=f"coding: {coding.describe()}")
+    return Table(
+        f"{model}: coded payload per split point", cols, rows, caption=f"coding: {coding.describe()}"
+    )
 
 
 def flows_table(d: ReportData) -> Table:
     cols = [
-        Column("model", "model"), Column("res", "input"), Column("split", "split after"),
-        Column("payload", "payload", "bytes"), Column("packets", "packets", "int"),
-        Column("wire_bytes", "wire bytes", "bytes"), Column("rate_bps", "rate (3GPP)", "int", "bit/s"),
+        Column("model", "model"),
+        Column("res", "input"),
+        Column("split", "split after"),
+        Column("payload", "payload", "bytes"),
+        Column("packets", "packets", "int"),
+        Column("wire_bytes", "wire bytes", "bytes"),
+        Column("rate_bps", "rate (3GPP)", "int", "bit/s"),
     ]
     if d.link is not None:
-        cols += [Column("serialization_ms", "serialization", "float", "ms"), Column("max_fps", "max fps", "float"),
-                 Column("fits_link", "fits link")]
+        cols += [
+            Column("serialization_ms", "serialization", "float", "ms"),
+            Column("max_fps", "max fps", "float"),
+            Column("fits_link", "fits link"),
+        ]
     cols += [Column("fiveqi", "5QIs that fit")]
     rows = []
     for m in d.models:
         for r in d.resolutions:
             q = d.flows[(m, r.label)]
             row: dict[str, Any] = {
-                "model": m, "res": r.label, "split": d.chosen[m], "payload": q.payload, "packets": q.packets.count,
-                "wire_bytes": q.packets.wire_bytes, "rate_bps": round(q.rate_payload),
+                "model": m,
+                "res": r.label,
+                "split": d.chosen[m],
+                "payload": q.payload,
+                "packets": q.packets.count,
+                "wire_bytes": q.packets.wire_bytes,
+                "rate_bps": round(q.rate_payload),
                 "fiveqi": ",".join(map(str, q.fitting)) or "none",
             }
             if d.link is not None:
-                row |= {"serialization_ms": (q.serialization or 0) * 1000, "max_fps": q.max_fps,
-                        "fits_link": "yes" if q.fits_link else "no"}
+                row |= {
+                    "serialization_ms": (q.serialization or 0) * 1000,
+                    "max_fps": q.max_fps,
+                    "fits_link": "yes" if q.fits_link else "no",
+                }
             rows.append(row)
     return Table("Requirements of the chosen split", cols, rows, caption=_budget_text(d))
 
@@ -223,17 +255,37 @@ def write(d: ReportData, out: str | Path, *, force: bool = False) -> dict[str, P
     figs: list[tuple[str, str, Any]] = []  # (file stem, caption, Figure)
     for m in d.models:
         ps = [d.profiles[(m, r.label)] for r in d.resolutions]
-        figs.append((f"payload_{m}", f"{m}: coded payload at every split point for each input resolution (log "
-                     "scale); dashed lines are the maximum data burst volumes of the delay-critical GBR 5QIs.",
-                     figures.payload_along_network(m, ps, d.codings[m])))
-        figs.append((f"tradeoff_{m}", f"{m}: device-side MACs against payload at every split point.",
-                     figures.macs_vs_payload(m, ps, d.codings[m])))
+        figs.append(
+            (
+                f"payload_{m}",
+                f"{m}: coded payload at every split point for each input resolution (log "
+                "scale); dashed lines are the maximum data burst volumes of the delay-critical GBR 5QIs.",
+                figures.payload_along_network(m, ps, d.codings[m]),
+            )
+        )
+        figs.append(
+            (
+                f"tradeoff_{m}",
+                f"{m}: device-side MACs against payload at every split point.",
+                figures.macs_vs_payload(m, ps, d.codings[m]),
+            )
+        )
         r0 = d.resolutions[-1]
         q = d.flows[(m, r0.label)]
-        figs.append((f"packets_{m}", f"{m}: IP packet sizes of one frame after {d.chosen[m]} at {r0.label}.",
-                     figures.packet_sizes(f"{m} after {d.chosen[m]} at {r0.label}", q.packets)))
-    figs.append(("packet_table", "The packet-size table as a heat map: min and max payload over the split points.",
-                 figures.packet_table_heatmap(d.table)))
+        figs.append(
+            (
+                f"packets_{m}",
+                f"{m}: IP packet sizes of one frame after {d.chosen[m]} at {r0.label}.",
+                figures.packet_sizes(f"{m} after {d.chosen[m]} at {r0.label}", q.packets),
+            )
+        )
+    figs.append(
+        (
+            "packet_table",
+            "The packet-size table as a heat map: min and max payload over the split points.",
+            figures.packet_table_heatmap(d.table),
+        )
+    )
     for stem, _, fig in figs:
         fig.savefig(out / "figures" / f"{stem}.png", dpi=130)
         fig.savefig(out / "figures" / f"{stem}.pdf")
@@ -262,8 +314,13 @@ def _tex_table(t: Table, stem: str) -> str:
 
 
 def _markdown(
-    d: ReportData, grid: Table, long: Table, comparison: Table | None, flows: Table,
-    split_tables: dict[str, Table], figs: list[tuple[str, str, Any]],
+    d: ReportData,
+    grid: Table,
+    long: Table,
+    comparison: Table | None,
+    flows: Table,
+    split_tables: dict[str, Table],
+    figs: list[tuple[str, str, Any]],
 ) -> str:
     title = f"pktchar report: {', '.join(d.models)} at {', '.join(r.label for r in d.resolutions)}"
     out = [f"# {title}", "", "## What was analysed, and how", ""]
@@ -284,7 +341,9 @@ def _markdown(
 
 
 def _latex(d: ReportData, tables: list[tuple[str, Table]], figs: list[tuple[str, str, Any]]) -> str:
-    title = tex_escape(f"pktchar report: {', '.join(d.models)} at {', '.join(r.label for r in d.resolutions)}")
+    title = tex_escape(
+        f"pktchar report: {', '.join(d.models)} at {', '.join(r.label for r in d.resolutions)}"
+    )
     lines = [
         r"\documentclass[10pt]{article}",
         r"\usepackage[T1]{fontenc}",
@@ -327,8 +386,14 @@ def to_json(d: ReportData) -> dict[str, Any]:
         "dtype": d.dtype,
         "coding": {m: c.describe() for m, c in d.codings.items()},
         "measured": {
-            m: {"coder": c.measured.coder, "overall": c.measured.overall, "ratios": c.measured.ratios,
-                "measure_res": c.measured.measure_res, "weights": c.measured.weights, "images": c.measured.images}
+            m: {
+                "coder": c.measured.coder,
+                "overall": c.measured.overall,
+                "ratios": c.measured.ratios,
+                "measure_res": c.measured.measure_res,
+                "weights": c.measured.weights,
+                "images": c.measured.images,
+            }
             for m, c in d.codings.items()
             if c.measured is not None
         },
@@ -348,7 +413,9 @@ def to_json(d: ReportData) -> dict[str, Any]:
     }
 
 
-def write_comparison(c: Any, out: str | Path, *, force: bool = False, extra: dict[str, Any] | None = None) -> Path:
+def write_comparison(
+    c: Any, out: str | Path, *, force: bool = False, extra: dict[str, Any] | None = None
+) -> Path:
     """A compare report folder: report.md, report.tex, report.json, figures (the same renderers)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
@@ -357,12 +424,17 @@ def write_comparison(c: Any, out: str | Path, *, force: bool = False, extra: dic
     (out / "tables").mkdir(parents=True, exist_ok=True)
     figs = [("histogram", "Packet lengths, predicted and measured.", figures.comparison_histogram(c))]
     if any(f.transfer_s is not None for f in c.frames):
-        figs.append(("frames", "Per-frame transfer time, measured and predicted.", figures.comparison_frames(c)))
+        figs.append(
+            ("frames", "Per-frame transfer time, measured and predicted.", figures.comparison_frames(c))
+        )
     for stem, _, fig in figs:
         fig.savefig(out / "figures" / f"{stem}.png", dpi=130)
         fig.savefig(out / "figures" / f"{stem}.pdf")
-    tables = [("comparison", views.comparison_table(c)), ("histogram", views.histogram_table(c)),
-              ("frames", views.frames_table(c))]
+    tables = [
+        ("comparison", views.comparison_table(c)),
+        ("histogram", views.histogram_table(c)),
+        ("frames", views.frames_table(c)),
+    ]
     for stem, t in tables:
         (out / "tables" / f"{stem}.tex").write_text(_tex_table(t, stem))
     md = [f"# pktchar compare: {c.flow}", "", f"- **capture**: {c.pcap}"]
@@ -374,14 +446,24 @@ def write_comparison(c: Any, out: str | Path, *, force: bool = False, extra: dic
         md += [f"![{caption}](figures/{stem}.png)", ""]
     (out / "report.md").write_text("\n".join(md) + "\n")
     tex = [
-        r"\documentclass[10pt]{article}", r"\usepackage[T1]{fontenc}", r"\usepackage{lmodern}",
-        r"\usepackage[margin=2cm]{geometry}", r"\usepackage{booktabs,longtable,graphicx,float}",
-        rf"\title{{{tex_escape('pktchar compare: ' + c.flow)}}}", r"\begin{document}", r"\maketitle",
+        r"\documentclass[10pt]{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{lmodern}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\usepackage{booktabs,longtable,graphicx,float}",
+        rf"\title{{{tex_escape('pktchar compare: ' + c.flow)}}}",
+        r"\begin{document}",
+        r"\maketitle",
     ]
     tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
     for stem, caption, _ in figs:
-        tex += [r"\begin{figure}[H]", r"\centering", rf"\includegraphics[width=0.8\linewidth]{{figures/{stem}.pdf}}",
-                rf"\caption{{{tex_escape(caption)}}}", r"\end{figure}"]
+        tex += [
+            r"\begin{figure}[H]",
+            r"\centering",
+            rf"\includegraphics[width=0.8\linewidth]{{figures/{stem}.pdf}}",
+            rf"\caption{{{tex_escape(caption)}}}",
+            r"\end{figure}",
+        ]
     tex.append(r"\end{document}")
     (out / "report.tex").write_text("\n".join(tex) + "\n")
     (out / "report.json").write_text(json.dumps({**c.to_dict(), **(extra or {})}, indent=2, default=str))

@@ -15,7 +15,7 @@ from typing import Any
 
 from .codec import Coding, Measured
 from .packets import Transport
-from .profile import Profile, profile
+from .profiler import Profile, profile
 from .qos import Requirements, requirements
 from .resolution import Resolution, parse_resolution
 from .units import human_bytes
@@ -82,8 +82,11 @@ class Cell:
         for what, exact, ref in (("min", elo, lo), ("max", ehi, hi)):
             f = exact / ref
             ends.append((what, f, f"{what} {human_bytes(exact)} vs {human_bytes(ref)} (x{f:.3g})"))
-        off = [f"{w} {'over' if f > 1 else 'under'} the paper by x{max(f, 1 / f):.3g}" for w, f, _ in ends
-               if not 0.5 <= f <= 2]
+        off = [
+            f"{w} {'over' if f > 1 else 'under'} the paper by x{max(f, 1 / f):.3g}"
+            for w, f, _ in ends
+            if not 0.5 <= f <= 2
+        ]
         verdict = "the paper's range holds (both ends within 2x)" if not off else "; ".join(off)
         return f"{assumption}: " + ", ".join(t for _, _, t in ends) + f": {verdict}"
 
@@ -214,7 +217,9 @@ def packet_table(
         p = (profiles or {}).get((m, r.label)) or profile(m, r, dtype=dtype)
         cells.append(cell_from_profile(p, codings[m], transport=transport, latency=latency, fps=fps, res=r))
     first = codings[models[0]] if models else Coding(dtype=dtype, compression=compression)
-    coding_desc = first.describe() if not measured else "; ".join(f"{m}: {c.describe()}" for m, c in codings.items())
+    coding_desc = (
+        first.describe() if not measured else "; ".join(f"{m}: {c.describe()}" for m, c in codings.items())
+    )
     return PacketTable(
         models=tuple(models),
         resolutions=tuple(r.label for r in ress),

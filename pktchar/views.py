@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from .codec import Coding
-from .profile import Profile
-from .qos import Requirements
+from typing import TYPE_CHECKING
+
 from .render import Column, Table
-from .table import Cell, PacketTable
-from .testbed.compare import Comparison
+
+if TYPE_CHECKING:  # views stay light: a command that needs no model never imports torch
+    from .codec import Coding
+    from .profiler import Profile
+    from .qos import Requirements
+    from .table import Cell, PacketTable
+    from .testbed.compare import Comparison
 
 LAYER_COLUMNS = (
     Column("index", "#", "int"),
@@ -68,7 +72,9 @@ def splits_table(p: Profile, coding: Coding | None = None) -> Table:
         for s in p.splits
     ]
     cols = list(SPLIT_COLUMNS)
-    caption = "payload = every tensor produced before the cut and still needed after it ('input' = full offload)"
+    caption = (
+        "payload = every tensor produced before the cut and still needed after it ('input' = full offload)"
+    )
     if coding is not None:
         cols.insert(5, Column("coded", "coded", "bytes"))
         caption += f"; coded: {coding.describe()}"
@@ -116,9 +122,8 @@ def packet_grid(t: PacketTable) -> Table:
             row[m] = cell_text(t.cell(m, r))
         rows.append(row)
     budget = _budget(t)
-    caption = (
-        f"Payload per frame over all split points, min (split) ~ max (split); coding: {t.coding}"
-        + (f"; 5QIs that fit each end for {budget} ({t.transport})" if budget else "")
+    caption = f"Payload per frame over all split points, min (split) ~ max (split); coding: {t.coding}" + (
+        f"; 5QIs that fit each end for {budget} ({t.transport})" if budget else ""
     )
     return Table("Packet characteristics of image classifiers", cols, rows, caption=caption)
 
@@ -167,8 +172,12 @@ def paper_comparison(t: PacketTable) -> Table | None:
     ]
     if not rows:
         return None
-    cols = (Column("res", "input"), Column("model", "model"), Column("paper_row", "seed 002 row"),
-            Column("comparison", "paper vs exact", "para"))
+    cols = (
+        Column("res", "input"),
+        Column("model", "model"),
+        Column("paper_row", "seed 002 row"),
+        Column("comparison", "paper vs exact", "para"),
+    )
     return Table("Seed 002's Table 1 against the exact ranges", cols, rows)
 
 
@@ -186,7 +195,10 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
     sizes = ", ".join(f"{n} x {s} B" for s, n in pk.sizes)
     rows = [
         ("payload per frame", f"{human_bytes(r.payload)} ({r.payload:,} B), class {r.size_class}"),
-        ("latency budget", f"{r.latency * 1000:g} ms" + (f" (frame interval at {r.fps:g} fps)" if r.fps else "")),
+        (
+            "latency budget",
+            f"{r.latency * 1000:g} ms" + (f" (frame interval at {r.fps:g} fps)" if r.fps else ""),
+        ),
         ("transport", pk.transport.describe()),
         ("packets per frame", f"{pk.count:,} ({sizes})" + (f"; {pk.acks:,} ACKs back" if pk.acks else "")),
         ("IP / frame / wire bytes", f"{pk.ip_bytes:,} / {pk.frame_bytes:,} / {pk.wire_bytes:,} B"),
@@ -195,8 +207,12 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
         ("rate on the wire within the budget", human_rate(r.rate_wire)),
     ]
     if r.avg_rate_payload is not None:
-        rows.append(("average rate at fps (payload / wire)",
-                     f"{human_rate(r.avg_rate_payload)} / {human_rate(r.avg_rate_wire or 0)}"))
+        rows.append(
+            (
+                "average rate at fps (payload / wire)",
+                f"{human_rate(r.avg_rate_payload)} / {human_rate(r.avg_rate_wire or 0)}",
+            )
+        )
     if r.link is not None:
         rows += [
             ("link", human_rate(r.link)),
@@ -212,12 +228,23 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
 
 
 def fiveqi_table(r: Requirements) -> Table:
-    cols = (Column("qi", "5QI", "int"), Column("resource", "type"), Column("pdb", "PDB (ms)"),
-            Column("mdbv", "MDBV (B)"), Column("fits", "fits"), Column("reason", "why"))
+    cols = (
+        Column("qi", "5QI", "int"),
+        Column("resource", "type"),
+        Column("pdb", "PDB (ms)"),
+        Column("mdbv", "MDBV (B)"),
+        Column("fits", "fits"),
+        Column("reason", "why"),
+    )
     rows = [
-        {"qi": f.fiveqi.qi, "resource": f.fiveqi.resource, "pdb": f"{f.fiveqi.pdb_ms:g}",
-         "mdbv": "" if f.fiveqi.mdbv is None else f"{f.fiveqi.mdbv:,}", "fits": "yes" if f.fits else "no",
-         "reason": f.reason}
+        {
+            "qi": f.fiveqi.qi,
+            "resource": f.fiveqi.resource,
+            "pdb": f"{f.fiveqi.pdb_ms:g}",
+            "mdbv": "" if f.fiveqi.mdbv is None else f"{f.fiveqi.mdbv:,}",
+            "fits": "yes" if f.fits else "no",
+            "reason": f.reason,
+        }
         for f in r.fits
     ]
     from .qos import FIVEQI_SOURCE
@@ -230,37 +257,68 @@ def fiveqi_table(r: Requirements) -> Table:
 
 
 def comparison_table(c: Comparison) -> Table:
-    cols = (Column("metric", "quantity"), Column("predicted", "predicted", "float"),
-            Column("measured", "measured", "float"), Column("unit", "unit"), Column("error", "relative error"))
+    cols = (
+        Column("metric", "quantity"),
+        Column("predicted", "predicted", "float"),
+        Column("measured", "measured", "float"),
+        Column("unit", "unit"),
+        Column("error", "relative error"),
+    )
     rows = [
-        {"metric": r.metric, "predicted": r.predicted, "measured": r.measured, "unit": r.unit,
-         "error": "" if r.error is None else f"{r.error:+.3%}"}
+        {
+            "metric": r.metric,
+            "predicted": r.predicted,
+            "measured": r.measured,
+            "unit": r.unit,
+            "error": "" if r.error is None else f"{r.error:+.3%}",
+        }
         for r in c.rows
     ]
-    return Table(f"Measured against predicted: {c.flow}", cols, rows, caption=f"capture: {c.pcap}",
-                 notes=tuple(c.notes))
+    return Table(
+        f"Measured against predicted: {c.flow}",
+        cols,
+        rows,
+        caption=f"capture: {c.pcap}",
+        notes=tuple(c.notes),
+    )
 
 
 def histogram_table(c: Comparison) -> Table:
-    cols = (Column("bucket", "frame length (B)"), Column("predicted", "predicted", "int"),
-            Column("measured", "measured", "int"))
+    cols = (
+        Column("bucket", "frame length (B)"),
+        Column("predicted", "predicted", "int"),
+        Column("measured", "measured", "int"),
+    )
     rows = [{"bucket": b, "predicted": p, "measured": m} for b, p, m in c.histogram]
     return Table("Packet lengths, data direction (tshark plen buckets)", cols, rows)
 
 
 def frames_table(c: Comparison) -> Table:
-    cols = (Column("id", "frame", "int"), Column("payload", "payload", "int"), Column("packets", "packets", "int"),
-            Column("predicted_packets", "predicted", "int"), Column("frame_bytes", "frame bytes", "int"),
-            Column("transfer_ms", "transfer (ms)", "float"), Column("predicted_ms", "predicted (ms)", "float"),
-            Column("error", "error"))
+    cols = (
+        Column("id", "frame", "int"),
+        Column("payload", "payload", "int"),
+        Column("packets", "packets", "int"),
+        Column("predicted_packets", "predicted", "int"),
+        Column("frame_bytes", "frame bytes", "int"),
+        Column("transfer_ms", "transfer (ms)", "float"),
+        Column("predicted_ms", "predicted (ms)", "float"),
+        Column("error", "error"),
+    )
     rows = []
     for f in c.frames:
         err = ""
         if f.transfer_s is not None and f.predicted_transfer_s:
             err = f"{(f.transfer_s - f.predicted_transfer_s) / f.predicted_transfer_s:+.2%}"
-        rows.append({"id": f.id, "payload": f.payload, "packets": f.packets, "predicted_packets": f.predicted_packets,
-                     "frame_bytes": f.frame_bytes,
-                     "transfer_ms": None if f.transfer_s is None else f.transfer_s * 1000,
-                     "predicted_ms": None if f.predicted_transfer_s is None else f.predicted_transfer_s * 1000,
-                     "error": err})
+        rows.append(
+            {
+                "id": f.id,
+                "payload": f.payload,
+                "packets": f.packets,
+                "predicted_packets": f.predicted_packets,
+                "frame_bytes": f.frame_bytes,
+                "transfer_ms": None if f.transfer_s is None else f.transfer_s * 1000,
+                "predicted_ms": None if f.predicted_transfer_s is None else f.predicted_transfer_s * 1000,
+                "error": err,
+            }
+        )
     return Table("Frames", cols, rows)

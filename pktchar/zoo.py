@@ -179,7 +179,9 @@ def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = No
         except Exception as e:
             raise PktcharError(f"building {spec.name} failed: {_describe(e)}") from e
         if not isinstance(model, nn.Module):
-            raise PktcharError(f"{spec.name}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+            raise PktcharError(
+                f"{spec.name}: the factory returned {type(model).__name__}, not a torch.nn.Module"
+            )
         model = model.to(device)
     if not isinstance(model, nn.Module):
         raise PktcharError(f"{spec.name}: the factory returned {type(model).__name__}, not a torch.nn.Module")
@@ -187,9 +189,32 @@ def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = No
 
 
 _INIT_OPS = {
-    "normal_", "uniform_", "fill_", "zero_", "random_", "bernoulli_", "exponential_", "trunc_normal_",
-    "kaiming_normal_", "kaiming_uniform_", "xavier_normal_", "xavier_uniform_", "orthogonal_", "constant_",
-    "zeros_", "ones_", "eye_", "dirac_", "sparse_", "clamp_", "mul_", "div_", "add_", "sub_", "copy_", "erfinv_",
+    "normal_",
+    "uniform_",
+    "fill_",
+    "zero_",
+    "random_",
+    "bernoulli_",
+    "exponential_",
+    "trunc_normal_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "orthogonal_",
+    "constant_",
+    "zeros_",
+    "ones_",
+    "eye_",
+    "dirac_",
+    "sparse_",
+    "clamp_",
+    "mul_",
+    "div_",
+    "add_",
+    "sub_",
+    "copy_",
+    "erfinv_",
 }
 
 
@@ -205,7 +230,12 @@ class _MetaBuild(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        if getattr(func, "__name__", "") in _INIT_OPS and args and isinstance(args[0], torch.Tensor) and args[0].is_meta:
+        if (
+            getattr(func, "__name__", "") in _INIT_OPS
+            and args
+            and isinstance(args[0], torch.Tensor)
+            and args[0].is_meta
+        ):
             return args[0]
         if func in self.factories and kwargs.get("device") is None:
             kwargs["device"] = "meta"

@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --test
 .venv/bin/ruff check pktchar models tests benchmarks
+.venv/bin/ruff format --check pktchar models tests benchmarks
 exec .venv/bin/python -m pytest "$@"

@@ -85,8 +85,19 @@ def test_qos_json():
 
 
 def test_table_csv_and_tex():
-    r = run_cli("table", "--models", "alexnet,vgg16", "--res", "224,8k", "--compression", "0.1", "--fps", "30",
-                "--format", "csv")
+    r = run_cli(
+        "table",
+        "--models",
+        "alexnet,vgg16",
+        "--res",
+        "224,8k",
+        "--compression",
+        "0.1",
+        "--fps",
+        "30",
+        "--format",
+        "csv",
+    )
     assert r.returncode == 0, r.stderr
     rows = {(x["model"], x["res"]): x for x in csv.DictReader(io.StringIO(r.stdout))}
     assert int(rows[("vgg16", "8k")]["max_bytes"]) == 849_346_560  # 64 x 4320 x 7680 x 4 B x 0.1
@@ -95,8 +106,20 @@ def test_table_csv_and_tex():
 
 
 def test_profile_split_flow():
-    r = run_cli("profile", "vgg16", "--res", "224", "--split", "features.30", "--fps", "30", "--link", "100mbit",
-                "--format", "json")
+    r = run_cli(
+        "profile",
+        "vgg16",
+        "--res",
+        "224",
+        "--split",
+        "features.30",
+        "--fps",
+        "30",
+        "--link",
+        "100mbit",
+        "--format",
+        "json",
+    )
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["coded_bytes"] == 100_352

@@ -17,8 +17,14 @@ def test_macs_agree_with_fvcore_at_224(name):
         counted.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
         # pktchar's MACs are the multiply-accumulates of convolutions, linear layers and matmuls;
         # fvcore by default also counts one op per element of norms and pools: leave those out
-        for op in ("batch_norm", "adaptive_avg_pool2d", "group_norm", "layer_norm", "upsample_nearest2d",
-                   "upsample_bilinear2d"):
+        for op in (
+            "batch_norm",
+            "adaptive_avg_pool2d",
+            "group_norm",
+            "layer_norm",
+            "upsample_nearest2d",
+            "upsample_bilinear2d",
+        ):
             counted.set_op_handle(f"aten::{op}", lambda inputs, outputs: 0)
         ref = counted.total()  # fvcore's "flops" are multiply-accumulates
     ours = pktchar.profile(model, "224").macs

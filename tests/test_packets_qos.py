@@ -90,7 +90,34 @@ def test_size_classes():
 
 def test_5qi_table_is_complete():
     qis = {q.qi for q in FIVEQI_TABLE}
-    assert {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 65, 66, 67, 69, 70, 79, 80, 82, 83, 84, 85, 86, 87, 88, 89, 90} <= qis
+    assert {
+        1,
+        2,
+        3,
+        4,
+        5,
+        6,
+        7,
+        8,
+        9,
+        10,
+        65,
+        66,
+        67,
+        69,
+        70,
+        79,
+        80,
+        82,
+        83,
+        84,
+        85,
+        86,
+        87,
+        88,
+        89,
+        90,
+    } <= qis
     assert all((q.mdbv is not None) == (q.resource == "DC-GBR") for q in FIVEQI_TABLE)
 
 
@@ -106,7 +133,12 @@ def test_units():
     assert parse_bytes("1000") == 1000
     assert parse_rate("100mbit") == 100e6 and parse_rate("1Gbit/s") == 1e9 and parse_rate("80Mbps") == 80e6
     assert parse_duration("15ms") == pytest.approx(0.015) and parse_duration("2") == 2.0
-    for f, bad in ((parse_bytes, "10furlongs"), (parse_rate, "5 parsecs"), (parse_duration, "3 fortnights"),
-                   (parse_rate, "0mbit"), (parse_duration, "abc")):
+    for f, bad in (
+        (parse_bytes, "10furlongs"),
+        (parse_rate, "5 parsecs"),
+        (parse_duration, "3 fortnights"),
+        (parse_rate, "0mbit"),
+        (parse_duration, "abc"),
+    ):
         with pytest.raises(PktcharError):
             f(bad)

@@ -24,10 +24,27 @@ def _prediction(payloads: list[int]) -> dict:
     frames = []
     for i, s in enumerate(payloads):
         pk = packetize(s, t)
-        frames.append({"id": i, "payload": s, "packets": pk.count, "sizes": [list(x) for x in pk.sizes],
-                       "frame_bytes": pk.frame_bytes})
-    return {"kind": PREDICTION_KIND, "proto": "tcp", "port": PORT, "device_ip": DEV, "edge_ip": EDGE, "mtu": 1500,
-            "app_header": 24, "rate_bps": 80e6, "burst_bytes": 3028, "frames": frames}
+        frames.append(
+            {
+                "id": i,
+                "payload": s,
+                "packets": pk.count,
+                "sizes": [list(x) for x in pk.sizes],
+                "frame_bytes": pk.frame_bytes,
+            }
+        )
+    return {
+        "kind": PREDICTION_KIND,
+        "proto": "tcp",
+        "port": PORT,
+        "device_ip": DEV,
+        "edge_ip": EDGE,
+        "mtu": 1500,
+        "app_header": 24,
+        "rate_bps": 80e6,
+        "burst_bytes": 3028,
+        "frames": frames,
+    }
 
 
 def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None) -> list:
@@ -38,7 +55,11 @@ def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None
         left = s + 24
         while left:
             n = min(1448, left)
-            p = Ether() / IP(src=DEV, dst=EDGE) / TCP(sport=40000, dport=PORT, seq=seq, flags="PA", options=opts)
+            p = (
+                Ether()
+                / IP(src=DEV, dst=EDGE)
+                / TCP(sport=40000, dport=PORT, seq=seq, flags="PA", options=opts)
+            )
             p = p / Raw(b"\0" * n)
             ts += len(p) * 8 / rate  # a capture at the receiver stamps a packet when its last bit is in
             p.time = ts
@@ -108,7 +129,9 @@ def test_malformed_and_pcapng(tmp_path):
 
 def test_unrelated_traffic(tmp_path):
     f = tmp_path / "dns.pcap"
-    wrpcap(str(f), [Ether() / IP(src="127.0.0.1", dst="127.0.0.53") / UDP(sport=5353, dport=53) / Raw(b"q" * 40)])
+    wrpcap(
+        str(f), [Ether() / IP(src="127.0.0.1", dst="127.0.0.53") / UDP(sport=5353, dport=53) / Raw(b"q" * 40)]
+    )
     with pytest.raises(PktcharError, match="no pktchar traffic"):
         compare(f, _prediction([1000]))
 
@@ -134,7 +157,9 @@ def test_cli_compare_errors_and_report(tmp_path):
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
     assert d["rows"][1]["measured"] == 70
-    assert (tmp_path / "rep" / "report.md").exists() and (tmp_path / "rep" / "figures" / "histogram.png").exists()
+    assert (tmp_path / "rep" / "report.md").exists() and (
+        tmp_path / "rep" / "figures" / "histogram.png"
+    ).exists()
     r = run_cli("compare", str(tmp_path / "missing.pcap"))
     assert r.returncode != 0 and "no such file" in r.stderr
 
@@ -145,19 +170,35 @@ def test_receiver_reports_a_port_in_use():
     s.listen(1)
     port = s.getsockname()[1]
     try:
-        r = subprocess.run([sys.executable, "-m", "pktchar.testbed.endpoint", "recv", "--port", str(port),
-                            "--bind", "127.0.0.1"], capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pktchar.testbed.endpoint",
+                "recv",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     finally:
         s.close()
     assert r.returncode == 2
     assert "Address already in use" in r.stdout and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["--link", "0mbit"], "must be positive"),
-    (["--link", "100gbit"], "outside what tbf shapes"),
-    (["--mtu", "40"], "MTU"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--link", "0mbit"], "must be positive"),
+        (["--link", "100gbit"], "outside what tbf shapes"),
+        (["--mtu", "40"], "MTU"),
+    ],
+)
 def test_replay_rejects_impossible_links(args, needle):
     r = run_cli("replay", "vgg16", "--split", "features.30", *args)
     assert r.returncode != 0 and "Traceback" not in r.stderr

@@ -186,7 +186,9 @@ def test_regnet_builder_that_computes_while_constructing():
 
 
 def test_caller_model_is_not_changed():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4) if False else nn.Identity())
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4) if False else nn.Identity()
+    )
     model.train()
     calls = []
     model[0].register_forward_hook(lambda *a: calls.append(1))

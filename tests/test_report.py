@@ -25,8 +25,14 @@ from conftest import IN_CI, run_cli
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    d = collect(["alexnet", "resnet18"], ["224", "1080p"], compression=0.1, link=100e6, fps=30,
-                command="pktchar report alexnet,resnet18 --res 224,1080p --compression 0.1")
+    d = collect(
+        ["alexnet", "resnet18"],
+        ["224", "1080p"],
+        compression=0.1,
+        link=100e6,
+        fps=30,
+        command="pktchar report alexnet,resnet18 --res 224,1080p --compression 0.1",
+    )
     out = tmp_path_factory.mktemp("rep") / "r"
     write(d, out)
     return d, out
@@ -44,7 +50,9 @@ def test_files_complete(report):
     for t in ("packet_table", "packet_table_exact", "paper_comparison", "flows"):
         assert (out / "tables" / f"{t}.tex").exists()
     md = (out / "report.md").read_text()
-    assert "pktchar report alexnet,resnet18" in md and "torch " in md and "(figures/payload_alexnet.png)" in md
+    assert (
+        "pktchar report alexnet,resnet18" in md and "torch " in md and "(figures/payload_alexnet.png)" in md
+    )
     j = json.loads((out / "report.json").read_text())
     assert j["command"].startswith("pktchar report") and j["versions"]["torch"]
 
@@ -83,8 +91,13 @@ def test_markdown_parses_back_to_json(report):
 @pytest.mark.skipif(shutil.which("pdflatex") is None and not IN_CI, reason="pdflatex not installed")
 def test_latex_compiles(report):
     _, out = report
-    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=out,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "report.tex"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout[-3000:]
     assert (out / "report.pdf").stat().st_size > 10_000
     assert "Undefined control sequence" not in r.stdout

@@ -35,8 +35,9 @@ def nothing_left_behind():
 
 
 def test_replay_80mbit_matches_prediction(tmp_path):
-    cfg = ReplayConfig(model="vgg16", split="features.30", res="224", link=80e6, frames=8,
-                       pcap=tmp_path / "vgg.pcap")
+    cfg = ReplayConfig(
+        model="vgg16", split="features.30", res="224", link=80e6, frames=8, pcap=tmp_path / "vgg.pcap"
+    )
     r = replay(cfg)
     assert r.error is None
     # capture completeness: every packet through the interface is in the pcap, none dropped
@@ -61,8 +62,16 @@ def test_replay_80mbit_matches_prediction(tmp_path):
 
 
 def test_udp_replay(tmp_path):
-    cfg = ReplayConfig(model="resnet18", split="layer4.1.relu#2", res="224", link=80e6, frames=4, proto="udp",
-                       pcap=tmp_path / "u.pcap", calibrate=False)
+    cfg = ReplayConfig(
+        model="resnet18",
+        split="layer4.1.relu#2",
+        res="224",
+        link=80e6,
+        frames=4,
+        proto="udp",
+        pcap=tmp_path / "u.pcap",
+        calibrate=False,
+    )
     r = replay(cfg)
     assert r.error is None and r.capture.complete
     # 512x7x7 fp32 = 100,352 B + 24 B header: 1,460 B a datagram -> 69 datagrams a frame
@@ -71,16 +80,36 @@ def test_udp_replay(tmp_path):
 
 def _cli_replay(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
     exe = Path(sys.executable).with_name("pktchar")
-    return subprocess.Popen([str(exe), "replay", "vgg16", "--split", "features.30", "--link", "80mbit", "--fps", "5",
-                             "--frames", "200", "--pcap", str(tmp_path / "long.pcap"), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            str(exe),
+            "replay",
+            "vgg16",
+            "--split",
+            "features.30",
+            "--link",
+            "80mbit",
+            "--fps",
+            "5",
+            "--frames",
+            "200",
+            "--pcap",
+            str(tmp_path / "long.pcap"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_for_frames(pcap: Path, proc: subprocess.Popen[str], timeout: float = 120) -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if pcap.exists() and pcap.stat().st_size > 200_000 and any(
-            "endpoint send" in " ".join(_cmdline(p)) for p in _pids()
+        if (
+            pcap.exists()
+            and pcap.stat().st_size > 200_000
+            and any("endpoint send" in " ".join(_cmdline(p)) for p in _pids())
         ):
             return
         assert proc.poll() is None, proc.communicate()
@@ -144,8 +173,22 @@ def test_bridge_topology_for_many_endpoints(tmp_path):
         recv = topo.popen("edge", [*mod, "recv", "--port", "7000"], stdout=subprocess.PIPE)
         assert recv.stdout is not None and "READY" in recv.stdout.readline()
         for dev in ("d0", "d1"):  # both devices reach the edge through the bridge
-            send = topo.popen(dev, [*mod, "send", "--host", topo.eps["edge"].ip, "--port", "7000", "--payload",
-                                    str(tmp_path / "p.bin"), "--sizes", str(tmp_path / "s.json"), "--calibration"],
-                              stdout=subprocess.PIPE)
+            send = topo.popen(
+                dev,
+                [
+                    *mod,
+                    "send",
+                    "--host",
+                    topo.eps["edge"].ip,
+                    "--port",
+                    "7000",
+                    "--payload",
+                    str(tmp_path / "p.bin"),
+                    "--sizes",
+                    str(tmp_path / "s.json"),
+                    "--calibration",
+                ],
+                stdout=subprocess.PIPE,
+            )
             out, _ = send.communicate(timeout=30)
             assert send.returncode == 0 and json.loads(out.splitlines()[-1])["len"] == 5000

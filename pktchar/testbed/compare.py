@@ -72,8 +72,16 @@ class Comparison:
         return {
             "pcap": self.pcap,
             "flow": self.flow,
-            "rows": [{"metric": r.metric, "predicted": r.predicted, "measured": r.measured, "unit": r.unit,
-                      "relative_error": r.error} for r in self.rows],
+            "rows": [
+                {
+                    "metric": r.metric,
+                    "predicted": r.predicted,
+                    "measured": r.measured,
+                    "unit": r.unit,
+                    "relative_error": r.error,
+                }
+                for r in self.rows
+            ],
             "plen_histogram": [{"bucket": b, "predicted": p, "measured": m} for b, p, m in self.histogram],
             "frames": [f.__dict__ for f in self.frames],
             "reverse_packets": self.reverse_packets,
@@ -96,8 +104,11 @@ def load_prediction(path: str | Path) -> dict[str, Any]:
     return d
 
 
-def compare(pcap: str | Path, prediction: dict[str, Any] | None = None,
-            app_results: list[dict[str, Any]] | None = None) -> Comparison:
+def compare(
+    pcap: str | Path,
+    prediction: dict[str, Any] | None = None,
+    app_results: list[dict[str, Any]] | None = None,
+) -> Comparison:
     """Analyse ``pcap``; with a prediction, set every figure beside its predicted value."""
     pkts = read(pcap)  # a PcapError says where a file is truncated or malformed
     if not pkts:
@@ -110,14 +121,20 @@ def compare(pcap: str | Path, prediction: dict[str, Any] | None = None,
     data = [p for p in pkts if p.proto == proto and p.dport == port and p.src == dev and p.dst == edge]
     back = [p for p in pkts if p.proto == proto and p.sport == port and p.src == edge and p.dst == dev]
     if not data:
-        flows = sorted({f"{p.proto} {p.src}:{p.sport} -> {p.dst}:{p.dport}" for p in pkts if p.proto in ("tcp", "udp")})
+        flows = sorted(
+            {f"{p.proto} {p.src}:{p.sport} -> {p.dst}:{p.dport}" for p in pkts if p.proto in ("tcp", "udp")}
+        )
         raise PktcharError(
             f"{pcap}: no pktchar traffic in the capture (expected {proto} {dev} -> {edge}:{port}; found "
             f"{', '.join(flows[:3]) or 'no TCP/UDP flows'}{' ...' if len(flows) > 3 else ''})"
         )
     other = len(pkts) - len(data) - len(back)
-    t = Transport(proto, int(prediction["mtu"]), int(prediction.get("ip_version", 4)),
-                  app_header=int(prediction.get("app_header", 24)))
+    t = Transport(
+        proto,
+        int(prediction["mtu"]),
+        int(prediction.get("ip_version", 4)),
+        app_header=int(prediction.get("app_header", 24)),
+    )
     frames_pred = prediction["frames"]
     rate = float(prediction["rate_bps"])
 
@@ -140,8 +157,9 @@ def compare(pcap: str | Path, prediction: dict[str, Any] | None = None,
             r = by_id.get(f.id)
             if r is not None:
                 f.transfer_s = (r["done_ns"] - r["send_ns"]) / 1e9
-                f.predicted_transfer_s = _predicted_transfer(f.predicted_frame_bytes, t, rate,
-                                                             int(prediction.get("burst_bytes", 0)))
+                f.predicted_transfer_s = _predicted_transfer(
+                    f.predicted_frame_bytes, t, rate, int(prediction.get("burst_bytes", 0))
+                )
     pred_packets = sum(f["packets"] for f in frames_pred)
     pred_bytes = sum(f["frame_bytes"] for f in frames_pred)
     meas_bytes = sum(p.frame_len for p in carrying)
@@ -149,9 +167,14 @@ def compare(pcap: str | Path, prediction: dict[str, Any] | None = None,
         Row("frames", len(frames_pred), sum(1 for f in frames if f.packets), ""),
         Row("packets (data direction)", pred_packets, len(carrying), ""),
         Row("bytes on the wire (data direction, Ethernet frames)", pred_bytes, meas_bytes, "B"),
-        Row("payload bytes", sum(f["payload"] for f in frames_pred),
-            sum(p.payload for p in carrying) - (FRAGMENT_HEADER * len(carrying) if proto == "udp" else 0)
-            - t.app_header * len(frames_pred), "B"),
+        Row(
+            "payload bytes",
+            sum(f["payload"] for f in frames_pred),
+            sum(p.payload for p in carrying)
+            - (FRAGMENT_HEADER * len(carrying) if proto == "udp" else 0)
+            - t.app_header * len(frames_pred),
+            "B",
+        ),
     ]
     spans = [f for f in frames if f.capture_span_s and f.packets > 2]
     if spans:
@@ -161,9 +184,14 @@ def compare(pcap: str | Path, prediction: dict[str, Any] | None = None,
         rows.append(Row("goodput while sending (capture)", moved * 8 / model, moved * 8 / busy, "bit/s"))
     big = [f for f in frames if f.transfer_s is not None and f.payload >= 100_000]
     if big:
-        rows.append(Row("transfer time a frame, frames >= 100 kB (mean)",
-                        sum(f.predicted_transfer_s or 0 for f in big) / len(big),
-                        sum(f.transfer_s or 0 for f in big) / len(big), "s"))
+        rows.append(
+            Row(
+                "transfer time a frame, frames >= 100 kB (mean)",
+                sum(f.predicted_transfer_s or 0 for f in big) / len(big),
+                sum(f.transfer_s or 0 for f in big) / len(big),
+                "s",
+            )
+        )
     hist_p = [0] * len(PLEN_LABELS)
     for f in frames_pred:
         for size, n in f["sizes"]:
@@ -171,12 +199,23 @@ def compare(pcap: str | Path, prediction: dict[str, Any] | None = None,
     hist_m = [0] * len(PLEN_LABELS)
     for p in carrying:
         hist_m[plen_bucket(p.frame_len)] += 1
-    histogram = [(PLEN_LABELS[i], hist_p[i], hist_m[i]) for i in range(len(PLEN_LABELS)) if hist_p[i] or hist_m[i]]
+    histogram = [
+        (PLEN_LABELS[i], hist_p[i], hist_m[i]) for i in range(len(PLEN_LABELS)) if hist_p[i] or hist_m[i]
+    ]
     notes = []
     if retrans:
         notes.append(f"{retrans} retransmitted segments (not counted as data)")
-    return Comparison(str(pcap), f"{proto} {dev} -> {edge}:{port}", rows, histogram, frames, len(back), retrans,
-                      other, notes)
+    return Comparison(
+        str(pcap),
+        f"{proto} {dev} -> {edge}:{port}",
+        rows,
+        histogram,
+        frames,
+        len(back),
+        retrans,
+        other,
+        notes,
+    )
 
 
 def _span_bytes(f: FrameResult, t: Transport) -> float:
@@ -190,8 +229,9 @@ def _predicted_transfer(frame_bytes: int, t: Transport, rate: float, bucket: int
     return max(0, frame_bytes - first) * 8 / rate
 
 
-def _split_frames(carrying: list[Packet], frames_pred: list[dict[str, Any]], t: Transport, rate: float,
-                  proto: str) -> list[FrameResult]:
+def _split_frames(
+    carrying: list[Packet], frames_pred: list[dict[str, Any]], t: Transport, rate: float, proto: str
+) -> list[FrameResult]:
     out = []
     i = 0
     for fp in frames_pred:
@@ -205,8 +245,18 @@ def _split_frames(carrying: list[Packet], frames_pred: list[dict[str, Any]], t: 
             i += 1
         span = (pk[-1].ts - pk[0].ts) if len(pk) > 1 else None
         pred_span = (fp["frame_bytes"] - (fp["sizes"][0][0] + 14)) * 8 / rate if fp["packets"] > 1 else None
-        out.append(FrameResult(fp["id"], fp["payload"], len(pk), fp["packets"], sum(p.frame_len for p in pk),
-                               fp["frame_bytes"], span, pred_span))
+        out.append(
+            FrameResult(
+                fp["id"],
+                fp["payload"],
+                len(pk),
+                fp["packets"],
+                sum(p.frame_len for p in pk),
+                fp["frame_bytes"],
+                span,
+                pred_span,
+            )
+        )
     return out
 
 
@@ -227,9 +277,22 @@ def _infer(pkts: list[Packet]) -> dict[str, Any]:
     pk = packetize(payload, t)
     span = data[-1].ts - data[0].ts
     return {
-        "kind": PREDICTION_KIND, "proto": proto, "port": port, "device_ip": src, "edge_ip": dst, "mtu": mtu,
-        "app_header": 0, "rate_bps": (sum(p.frame_len for p in data[1:]) * 8 / span) if span > 0 else 1e9,
-        "frames": [{"id": 0, "payload": payload, "packets": pk.count, "sizes": [list(s) for s in pk.sizes],
-                    "frame_bytes": pk.frame_bytes}],
+        "kind": PREDICTION_KIND,
+        "proto": proto,
+        "port": port,
+        "device_ip": src,
+        "edge_ip": dst,
+        "mtu": mtu,
+        "app_header": 0,
+        "rate_bps": (sum(p.frame_len for p in data[1:]) * 8 / span) if span > 0 else 1e9,
+        "frames": [
+            {
+                "id": 0,
+                "payload": payload,
+                "packets": pk.count,
+                "sizes": [list(s) for s in pk.sizes],
+                "frame_bytes": pk.frame_bytes,
+            }
+        ],
         "inferred": True,
     }

@@ -1,14 +1,7 @@
 """The two ends of a replay, run inside their namespaces as ``python -m pktchar.testbed.endpoint``.
 
-Wire format (all big-endian):
-
-* frame header, :data:`HEADER` (24 B): frame id u32, split id u16, flags u16,
-  payload length u64, send time u64 (CLOCK_MONOTONIC ns, which every network
-  namespace of the machine shares);
-* UDP only, before every datagram's chunk, :data:`FRAGMENT` (12 B): frame id,
-  fragment index, fragment count (u32 each);
-* the edge's answer to each frame, :data:`ANSWER` (20 B): frame id u32, time the
-  first byte arrived u64, time the last byte arrived u64.
+The wire format (frame header, UDP fragment header, answer) is :mod:`pktchar.wire`'s. The
+endpoints import nothing heavier than the standard library.
 
 The receiver prints ``READY`` once it listens, then one JSON line a frame; the
 sender prints one JSON line a frame and, if the peer dies, an ``error`` line
@@ -20,16 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import struct
 import sys
 import time
 from pathlib import Path
 
-HEADER = struct.Struct("!IHHQQ")
-FRAGMENT = struct.Struct("!III")
-ANSWER = struct.Struct("!IQQ")
-FLAG_CALIBRATION = 1
-IP_UDP = 20 + 8
+from ..wire import ANSWER, FLAG_CALIBRATION, FLAG_LAST, FRAGMENT, IP_HEADER, UDP_HEADER
+from ..wire import FRAME as HEADER
+
+IP_UDP = IP_HEADER[4] + UDP_HEADER
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 
@@ -55,7 +46,9 @@ def _recv_exact(sock: socket.socket, view: memoryview) -> None:
 def _buffer(sock: socket.socket, which: str, size: int) -> None:
     """Socket buffer of ``size``: the FORCE option (root, which the testbed is) passes
     net.core.{r,w}mem_max; without it the plain option, capped by those limits."""
-    force, plain = (SO_RCVBUFFORCE, socket.SO_RCVBUF) if which == "RCV" else (SO_SNDBUFFORCE, socket.SO_SNDBUF)
+    force, plain = (
+        (SO_RCVBUFFORCE, socket.SO_RCVBUF) if which == "RCV" else (SO_SNDBUFFORCE, socket.SO_SNDBUF)
+    )
     try:
         sock.setsockopt(socket.SOL_SOCKET, force, size)
     except OSError:
@@ -108,9 +101,18 @@ def receive_tcp(port: int, bind: str) -> int:
                     break
                 done = now()
                 conn.sendall(ANSWER.pack(fid, first, done))
-                emit({"id": fid, "split": split, "flags": flags, "len": length, "send_ns": sent,
-                      "first_ns": first, "done_ns": done})
-                if flags & 2 and not flags & FLAG_CALIBRATION:  # the sender's last frame
+                emit(
+                    {
+                        "id": fid,
+                        "split": split,
+                        "flags": flags,
+                        "len": length,
+                        "send_ns": sent,
+                        "first_ns": first,
+                        "done_ns": done,
+                    }
+                )
+                if flags & FLAG_LAST and not flags & FLAG_CALIBRATION:  # the sender's last frame
                     return 0
 
 
@@ -126,15 +128,25 @@ def receive_udp(port: int, bind: str) -> int:
         t = now()
         fid, idx, count = FRAGMENT.unpack_from(data)
         f = frames.setdefault(fid, {"parts": {}, "first": t})
-        f["parts"][idx] = bytes(data[FRAGMENT.size:])
+        f["parts"][idx] = bytes(data[FRAGMENT.size :])
         if len(f["parts"]) == count:
             app = b"".join(f["parts"][i] for i in range(count))
             _, split, flags, length, sent = HEADER.unpack_from(app)
             sock.sendto(ANSWER.pack(fid, f["first"], t), addr)
-            emit({"id": fid, "split": split, "flags": flags, "len": length, "send_ns": sent,
-                  "first_ns": f["first"], "done_ns": t, "complete": len(app) - HEADER.size == length})
+            emit(
+                {
+                    "id": fid,
+                    "split": split,
+                    "flags": flags,
+                    "len": length,
+                    "send_ns": sent,
+                    "first_ns": f["first"],
+                    "done_ns": t,
+                    "complete": len(app) - HEADER.size == length,
+                }
+            )
             del frames[fid]
-            if flags & 2 and not flags & FLAG_CALIBRATION:
+            if flags & FLAG_LAST and not flags & FLAG_CALIBRATION:
                 return 0
 
 
@@ -195,7 +207,7 @@ def send_tcp(host: str, port: int, frames: Frames, fps: float | None, split: int
     for i in range(len(frames)):
         payload = frames[i]
         _pace(t0, i, fps)
-        flags = (FLAG_CALIBRATION if calib else 0) | (2 if i == len(frames) - 1 else 0)
+        flags = (FLAG_CALIBRATION if calib else 0) | (FLAG_LAST if i == len(frames) - 1 else 0)
         sent = now()
         msg = HEADER.pack(i, split, flags, len(payload), sent) + payload
         try:
@@ -208,13 +220,23 @@ def send_tcp(host: str, port: int, frames: Frames, fps: float | None, split: int
             return 4
         back = now()
         fid, first, done = ANSWER.unpack(ans)
-        emit({"id": fid, "len": len(payload), "send_ns": sent, "first_ns": first, "done_ns": done,
-              "answer_ns": back})
+        emit(
+            {
+                "id": fid,
+                "len": len(payload),
+                "send_ns": sent,
+                "first_ns": first,
+                "done_ns": done,
+                "answer_ns": back,
+            }
+        )
     sock.close()
     return 0
 
 
-def send_udp(host: str, port: int, frames: Frames, fps: float | None, split: int, mtu: int) -> int:
+def send_udp(
+    host: str, port: int, frames: Frames, fps: float | None, split: int, mtu: int, calib: bool
+) -> int:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 << 10)  # back-pressure before the qdisc drops
     sock.connect((host, port))
@@ -225,7 +247,16 @@ def send_udp(host: str, port: int, frames: Frames, fps: float | None, split: int
         payload = frames[i]
         _pace(t0, i, fps)
         sent = now()
-        app = HEADER.pack(i, split, 2 if i == len(frames) - 1 else 0, len(payload), sent) + payload
+        app = (
+            HEADER.pack(
+                i,
+                split,
+                (FLAG_CALIBRATION if calib else 0) | (FLAG_LAST if i == len(frames) - 1 else 0),
+                len(payload),
+                sent,
+            )
+            + payload
+        )
         count = (len(app) + chunk - 1) // chunk
         try:
             for k in range(count):
@@ -241,8 +272,16 @@ def send_udp(host: str, port: int, frames: Frames, fps: float | None, split: int
         back = now()
         if n == ANSWER.size:
             fid, first, done = ANSWER.unpack(ans)
-            emit({"id": fid, "len": len(payload), "send_ns": sent, "first_ns": first, "done_ns": done,
-                  "answer_ns": back})
+            emit(
+                {
+                    "id": fid,
+                    "len": len(payload),
+                    "send_ns": sent,
+                    "first_ns": first,
+                    "done_ns": done,
+                    "answer_ns": back,
+                }
+            )
     return 0
 
 
@@ -270,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         frames = Frames(a.payload, json.loads(Path(a.sizes).read_text()))
         if a.proto == "tcp":
             return send_tcp(a.host, a.port, frames, a.fps, a.split, a.calibration)
-        return send_udp(a.host, a.port, frames, a.fps, a.split, a.mtu)
+        return send_udp(a.host, a.port, frames, a.fps, a.split, a.mtu, a.calibration)
     except KeyboardInterrupt:
         return 130
 

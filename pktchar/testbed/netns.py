@@ -42,7 +42,9 @@ def run(cmd: Sequence[str], *, check: bool = True, ns: str | None = None, timeou
     try:
         r = subprocess.run(full, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError as e:
-        raise TestbedError(f"{full[0]} is not installed (scripts/setup.sh installs iproute2, tcpdump, ethtool)") from e
+        raise TestbedError(
+            f"{full[0]} is not installed (scripts/setup.sh installs iproute2, tcpdump, ethtool)"
+        ) from e
     except subprocess.TimeoutExpired as e:
         raise TestbedError(f"{' '.join(full)} timed out after {timeout:g} s") from e
     if check and r.returncode != 0:
@@ -73,8 +75,12 @@ def has_netem() -> bool:
     except TestbedError:
         return False
     try:
-        r = subprocess.run(["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"],
-                           capture_output=True, text=True, timeout=10)
+        r = subprocess.run(
+            ["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         return r.returncode == 0
     finally:
         run(["ip", "link", "del", probe], check=False)
@@ -232,8 +238,23 @@ class Topology:
             run(["sysctl", "-qw", "net.ipv4.tcp_slow_start_after_idle=0"], ns=ns, check=False)
         if len(self.endpoints) == 2:
             a, b = (self.eps[e] for e in self.endpoints)
-            run(["ip", "link", "add", a.ifname, "netns", a.ns, "type", "veth", "peer", "name", b.ifname,
-                 "netns", b.ns])
+            run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    a.ifname,
+                    "netns",
+                    a.ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    b.ifname,
+                    "netns",
+                    b.ns,
+                ]
+            )
             a.peer, b.peer = b.ifname, a.ifname
         else:
             self.bridge_ns = self.ns_name("br")
@@ -243,10 +264,27 @@ class Topology:
             for k, ep in enumerate(self.endpoints):
                 e = self.eps[ep]
                 e.peer = f"pk{self.run_id}b{k}"
-                run(["ip", "link", "add", e.ifname, "netns", e.ns, "type", "veth", "peer", "name", e.peer,
-                     "netns", self.bridge_ns])
-                run(["ip", "link", "set", e.peer, "master", "br0", "mtu", str(self.link.mtu), "up"],
-                    ns=self.bridge_ns)
+                run(
+                    [
+                        "ip",
+                        "link",
+                        "add",
+                        e.ifname,
+                        "netns",
+                        e.ns,
+                        "type",
+                        "veth",
+                        "peer",
+                        "name",
+                        e.peer,
+                        "netns",
+                        self.bridge_ns,
+                    ]
+                )
+                run(
+                    ["ip", "link", "set", e.peer, "master", "br0", "mtu", str(self.link.mtu), "up"],
+                    ns=self.bridge_ns,
+                )
                 self._offloads_off(self.bridge_ns, e.peer)
         for e in self.eps.values():
             run(["ip", "link", "set", e.ifname, "mtu", str(self.link.mtu)], ns=e.ns)
@@ -256,8 +294,11 @@ class Topology:
         self._shape()
 
     def _offloads_off(self, ns: str, dev: str) -> None:
-        run(["ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off"], ns=ns,
-            check=False)
+        run(
+            ["ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off"],
+            ns=ns,
+            check=False,
+        )
         self.settings.setdefault("offloads", {})[f"{ns}/{dev}"] = _offload_state(ns, dev)
 
     def _shape(self) -> None:
@@ -284,9 +325,29 @@ class Topology:
                 netem += ["loss", f"{self.link.loss * 100:g}%"]
             run(netem, ns=ns)
             parent = ["parent", "1:1"]
-        run(["tc", "qdisc", "add", "dev", dev, *parent, "handle", "10:", "tbf", "rate", f"{int(rate)}bit",
-             "burst", str(self.link.bucket), "limit", str(limit)], ns=ns)
-        self.settings.setdefault("qdisc", {})[f"{ns}/{dev}"] = run(["tc", "qdisc", "show", "dev", dev], ns=ns).strip()
+        run(
+            [
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                dev,
+                *parent,
+                "handle",
+                "10:",
+                "tbf",
+                "rate",
+                f"{int(rate)}bit",
+                "burst",
+                str(self.link.bucket),
+                "limit",
+                str(limit),
+            ],
+            ns=ns,
+        )
+        self.settings.setdefault("qdisc", {})[f"{ns}/{dev}"] = run(
+            ["tc", "qdisc", "show", "dev", dev], ns=ns
+        ).strip()
 
     def close(self) -> None:
         """Kill every process in the run's namespaces and delete them (veths go with them)."""
@@ -321,8 +382,13 @@ class Topology:
 
 def _offload_state(ns: str, dev: str) -> dict[str, str]:
     out = run(["ethtool", "-k", dev], ns=ns, check=False)
-    keep = ("tcp-segmentation-offload", "generic-segmentation-offload", "generic-receive-offload",
-            "tx-checksumming", "rx-checksumming")
+    keep = (
+        "tcp-segmentation-offload",
+        "generic-segmentation-offload",
+        "generic-receive-offload",
+        "tx-checksumming",
+        "rx-checksumming",
+    )
     state = {}
     for line in out.splitlines():
         k, _, v = line.strip().partition(":")

@@ -25,8 +25,18 @@ MAGICS = {
 LINKTYPE_ETHERNET = 1
 # tshark's "-z plen,tree" buckets of frame length
 PLEN_EDGES = [0, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120, 1 << 31]
-PLEN_LABELS = ["0-19", "20-39", "40-79", "80-159", "160-319", "320-639", "640-1279", "1280-2559",
-               "2560-5119", "5120 and greater"]
+PLEN_LABELS = [
+    "0-19",
+    "20-39",
+    "40-79",
+    "80-159",
+    "160-319",
+    "320-639",
+    "640-1279",
+    "1280-2559",
+    "2560-5119",
+    "5120 and greater",
+]
 
 
 class PcapError(PktcharError):
@@ -73,7 +83,9 @@ def iter_packets(path: str | Path) -> Iterator[Packet]:
         magic = struct.unpack("<I", head[:4])[0]
         if magic not in MAGICS:
             if head[:4] == b"\x0a\x0d\x0d\x0a":
-                raise PcapError(f"{p}: pcapng is not supported; convert with `tcpdump -r {p.name} -w out.pcap`")
+                raise PcapError(
+                    f"{p}: pcapng is not supported; convert with `tcpdump -r {p.name} -w out.pcap`"
+                )
             raise PcapError(f"{p}: not a pcap file (magic {head[:4].hex()})")
         endian, unit = MAGICS[magic]
         _, _, _, _, _snap, linktype = struct.unpack(endian + "HHiIII", head[4:])
@@ -86,15 +98,19 @@ def iter_packets(path: str | Path) -> Iterator[Packet]:
             if not rh:
                 return
             if len(rh) < 16:
-                raise PcapError(f"{p}: truncated: record header of packet {n + 1} cut after {len(rh)} bytes "
-                                f"({n} packets read)", got)
+                raise PcapError(
+                    f"{p}: truncated: record header of packet {n + 1} cut after {len(rh)} bytes "
+                    f"({n} packets read)",
+                    got,
+                )
             sec, frac, incl, orig = rec.unpack(rh)
             if incl > 262144 or incl > orig:
                 raise PcapError(f"{p}: malformed: packet {n + 1} claims {incl} captured bytes of {orig}", got)
             data = f.read(incl)
             if len(data) < incl:
-                raise PcapError(f"{p}: truncated: packet {n + 1} has {len(data)} of {incl} bytes "
-                                f"({n} packets read)", got)
+                raise PcapError(
+                    f"{p}: truncated: packet {n + 1} has {len(data)} of {incl} bytes ({n} packets read)", got
+                )
             n += 1
             pkt = _parse(sec + frac * unit, orig, data)
             got.append(pkt)

@@ -1,8 +1,8 @@
 """Replay a split's payloads as real traffic between namespaces, capture it, compare with the prediction.
 
-    payloads (real coded activations) ─► topology (device ─veth, tbf─► edge)
-        ─► calibration transfer ─► tcpdump in the edge namespace ─► frames (device -> edge, answered)
-        ─► pcap + prediction.json + app timings ─► compare
+payloads (real coded activations) ─► topology (device ─veth, tbf─► edge)
+    ─► calibration transfer ─► tcpdump in the edge namespace ─► frames (device -> edge, answered)
+    ─► pcap + prediction.json + app timings ─► compare
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import json
 import math
 import os
 import platform
-import re
-import select
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +23,7 @@ from typing import Any
 from ..codec import Coding, Measured, encode, quantize
 from ..errors import PktcharError
 from ..packets import Transport, packetize
+from .capture import Capture, CaptureStats, wait_line
 from .compare import PREDICTION_KIND, Comparison, compare
 from .netns import Link, TestbedError, Topology, require_root
 
@@ -55,19 +53,6 @@ class ReplayConfig:
     pcap: Path | None = None
     port: int = 5201
     calibrate: bool = True
-
-
-@dataclass
-class CaptureStats:
-    captured: int
-    received_by_filter: int
-    dropped_by_kernel: int
-    interface_packets: int  # rx + tx on the captured interface while capturing
-    interface_dropped: int
-
-    @property
-    def complete(self) -> bool:
-        return self.dropped_by_kernel == 0 and self.captured == self.interface_packets
 
 
 @dataclass
@@ -113,7 +98,7 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
     import torch
 
     from ..codec import real_model_and_images
-    from ..profile import cut_sets, profile, trace_values
+    from ..profiler import cut_sets, profile, trace_values
 
     p = profile(cfg.model, cfg.res, dtype=cfg.dtype)
     split = p.split(cfg.split)
@@ -147,13 +132,17 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
     if same_res:
         sizes = [len(real[i % len(real)]) for i in range(cfg.frames)]
         data = b"".join(real[i % len(real)] for i in range(cfg.frames))
-        src = (f"real coded activations of {split.after} at {mres.label} ({len(real)} images: {img_desc}; "
-               f"weights {weights}; coding {coding.describe()})")
+        src = (
+            f"real coded activations of {split.after} at {mres.label} ({len(real)} images: {img_desc}; "
+            f"weights {weights}; coding {coding.describe()})"
+        )
     else:
         sizes = [target] * cfg.frames
         data = b"".join(real)
-        src = (f"the exact coded size at {cfg.res} ({target:,} B a frame, {coding.describe()}), filled with real "
-               f"coded activations of {split.after} at {mres.label} ({img_desc}; weights {weights})")
+        src = (
+            f"the exact coded size at {cfg.res} ({target:,} B a frame, {coding.describe()}), filled with real "
+            f"coded activations of {split.after} at {mres.label} ({img_desc}; weights {weights})"
+        )
     return sizes, data, src, p
 
 
@@ -162,8 +151,17 @@ def prediction(cfg: ReplayConfig, sizes: list[int], topo: Topology, split_name: 
     frames = []
     for i, s in enumerate(sizes):
         pk = packetize(s, t)
-        frames.append({"id": i, "payload": s, "packets": pk.count, "sizes": [list(x) for x in pk.sizes],
-                       "ip_bytes": pk.ip_bytes, "frame_bytes": pk.frame_bytes, "wire_bytes": pk.wire_bytes})
+        frames.append(
+            {
+                "id": i,
+                "payload": s,
+                "packets": pk.count,
+                "sizes": [list(x) for x in pk.sizes],
+                "ip_bytes": pk.ip_bytes,
+                "frame_bytes": pk.frame_bytes,
+                "wire_bytes": pk.wire_bytes,
+            }
+        )
     return {
         "kind": PREDICTION_KIND,
         "version": 1,
@@ -192,76 +190,6 @@ def _python() -> list[str]:
     return [sys.executable, "-m", "pktchar.testbed.endpoint"]
 
 
-def _wait_line(proc: subprocess.Popen[str], stream: Any, want: str, timeout: float) -> str:
-    """Read lines of ``stream`` until one contains ``want``; raise with what the process said."""
-    end = time.monotonic() + timeout
-    seen = []
-    while time.monotonic() < end:
-        r, _, _ = select.select([stream], [], [], max(0.0, end - time.monotonic()))
-        if not r:
-            break
-        line = stream.readline()
-        if not line:
-            break
-        seen.append(line.strip())
-        if want in line:
-            return line
-    proc.poll()
-    detail = "; ".join(x for x in seen if x) or f"exit {proc.returncode}"
-    for x in seen:
-        if x.startswith("{"):
-            try:
-                detail = json.loads(x).get("error", detail)
-            except json.JSONDecodeError:
-                pass
-    raise TestbedError(f"{' '.join(proc.args[4:7]) if isinstance(proc.args, list) else proc.args}: {detail}")
-
-
-class Capture:
-    """tcpdump (libpcap) in a namespace, large buffer; kernel drops and interface counters read back."""
-
-    def __init__(self, topo: Topology, ep: str, path: Path, snaplen: int = 128, buffer_kib: int = 131072) -> None:
-        self.topo, self.ep, self.path = topo, ep, path
-        self.cmd = ["tcpdump", "-i", topo.eps[ep].ifname, "-n", "-s", str(snaplen), "-B", str(buffer_kib),
-                    "-w", str(path), "--immediate-mode"]
-        self.proc: subprocess.Popen[str] | None = None
-        self.before: dict[str, int] = {}
-
-    def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.proc = self.topo.popen(self.ep, self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        assert self.proc.stderr is not None
-        _wait_line(self.proc, self.proc.stderr, "listening on", 15)
-        time.sleep(0.2)
-        self.before = self.topo.counters(self.ep)
-
-    def stop(self) -> CaptureStats:
-        assert self.proc is not None and self.proc.stderr is not None
-        time.sleep(0.3)
-        after = self.topo.counters(self.ep)
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            err = self.proc.stderr.read()
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            err = ""
-
-        def num(pattern: str) -> int:
-            m = re.search(r"(\d+) packets? " + pattern, err)
-            return int(m.group(1)) if m else -1
-
-        return CaptureStats(
-            captured=num("captured"),
-            received_by_filter=num("received by filter"),
-            dropped_by_kernel=num("dropped by kernel"),
-            interface_packets=(after["rx_packets"] - self.before["rx_packets"])
-            + (after["tx_packets"] - self.before["tx_packets"]),
-            interface_dropped=(after["rx_dropped"] - self.before["rx_dropped"])
-            + (after["tx_dropped"] - self.before["tx_dropped"]),
-        )
-
-
 def _environment(topo: Topology) -> dict[str, Any]:
     def version(cmd: list[str]) -> str:
         try:
@@ -280,9 +208,14 @@ def _environment(topo: Topology) -> dict[str, Any]:
         "qdisc": topo.settings.get("qdisc", {}),
         "offloads": topo.settings.get("offloads", {}),
         "tcp_slow_start_after_idle": 0,
-        "tools": {"pktchar": __version__, "python": platform.python_version(), "torch": torch.__version__,
-                  "tcpdump": version(["tcpdump", "--version"]), "iproute2": version(["ip", "-V"]),
-                  "ethtool": version(["ethtool", "--version"])},
+        "tools": {
+            "pktchar": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "tcpdump": version(["tcpdump", "--version"]),
+            "iproute2": version(["ip", "-V"]),
+            "ethtool": version(["ethtool", "--version"]),
+        },
     }
 
 
@@ -291,10 +224,30 @@ def _calibrate(topo: Topology, cfg: ReplayConfig, workdir: Path) -> dict[str, An
     size = int(min(32e6, max(256e3, cfg.link / 8 * 0.25)))
     (workdir / "calib.bin").write_bytes(os.urandom(min(size, 1 << 20)))
     (workdir / "calib.json").write_text(json.dumps([size]))
-    proc = topo.popen(DEVICE, [*_python(), "send", "--host", topo.eps[EDGE].ip, "--port", str(cfg.port),
-                               "--proto", cfg.proto, "--payload", str(workdir / "calib.bin"), "--sizes",
-                               str(workdir / "calib.json"), "--mtu", str(cfg.mtu), "--calibration", "--split", "65535"],
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = topo.popen(
+        DEVICE,
+        [
+            *_python(),
+            "send",
+            "--host",
+            topo.eps[EDGE].ip,
+            "--port",
+            str(cfg.port),
+            "--proto",
+            cfg.proto,
+            "--payload",
+            str(workdir / "calib.bin"),
+            "--sizes",
+            str(workdir / "calib.json"),
+            "--mtu",
+            str(cfg.mtu),
+            "--calibration",
+            "--split",
+            "65535",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     out, err = proc.communicate(timeout=60 + size * 8 / cfg.link * 4)
     lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     if proc.returncode != 0 or not lines or "error" in lines[-1]:
@@ -316,8 +269,9 @@ def _calibrate(topo: Topology, cfg: ReplayConfig, workdir: Path) -> dict[str, An
     }
 
 
-def replay(cfg: ReplayConfig, measured: Measured | None = None,
-           progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+def replay(
+    cfg: ReplayConfig, measured: Measured | None = None, progress: Callable[[int, int], None] | None = None
+) -> ReplayResult:
     """Run one replay. ``progress(done, total)`` is called as frames complete."""
     require_root()
     if cfg.frames < 1:
@@ -333,7 +287,10 @@ def replay(cfg: ReplayConfig, measured: Measured | None = None,
             "a smaller --res, --compression or --dtype int8"
         )
     split_name = prof.split(cfg.split).after
-    pcap = cfg.pcap or Path("captures") / f"{cfg.model}-{cfg.res}-{split_name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
+    pcap = (
+        cfg.pcap
+        or Path("captures") / f"{cfg.model}-{cfg.res}-{split_name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
+    )
     pcap = Path(pcap)
     pcap.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pktchar-") as tmp, Topology([DEVICE, EDGE], link) as topo:
@@ -344,18 +301,41 @@ def replay(cfg: ReplayConfig, measured: Measured | None = None,
         pred_path.write_text(json.dumps(pred, indent=2))
         (work / "payload.bin").write_bytes(data)
         (work / "sizes.json").write_text(json.dumps(sizes))
-        recv = topo.popen(EDGE, [*_python(), "recv", "--port", str(cfg.port), "--proto", cfg.proto],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        recv = topo.popen(
+            EDGE,
+            [*_python(), "recv", "--port", str(cfg.port), "--proto", cfg.proto],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert recv.stdout is not None
-        _wait_line(recv, recv.stdout, "READY", 30)
+        wait_line(recv, recv.stdout, "READY", 30)
         calibration = _calibrate(topo, cfg, work) if cfg.calibrate else None
         cap = Capture(topo, EDGE, pcap)
         cap.start()
-        send = topo.popen(DEVICE, [*_python(), "send", "--host", topo.eps[EDGE].ip, "--port", str(cfg.port),
-                                   "--proto", cfg.proto, "--payload", str(work / "payload.bin"), "--sizes",
-                                   str(work / "sizes.json"), "--mtu", str(cfg.mtu), "--split", "1"]
-                          + (["--fps", str(cfg.fps)] if cfg.fps else []),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        send = topo.popen(
+            DEVICE,
+            [
+                *_python(),
+                "send",
+                "--host",
+                topo.eps[EDGE].ip,
+                "--port",
+                str(cfg.port),
+                "--proto",
+                cfg.proto,
+                "--payload",
+                str(work / "payload.bin"),
+                "--sizes",
+                str(work / "sizes.json"),
+                "--mtu",
+                str(cfg.mtu),
+                "--split",
+                "1",
+            ]
+            + (["--fps", str(cfg.fps)] if cfg.fps else []),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert send.stdout is not None
         frames: list[dict[str, Any]] = []
         error = None
@@ -400,6 +380,8 @@ def replay(cfg: ReplayConfig, measured: Measured | None = None,
         except PktcharError as e:
             notes.append(f"compare failed: {e}")
     cfg_d = {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()}
-    result = ReplayResult(cfg_d, source, pred_path, pcap, calibration, stats, comparison, frames, env, error, notes)
+    result = ReplayResult(
+        cfg_d, source, pred_path, pcap, calibration, stats, comparison, frames, env, error, notes
+    )
     pcap.with_suffix(".result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result

@@ -134,7 +134,9 @@ class Profile:
                 return s
         from .errors import did_you_mean
 
-        raise PktcharError(f"{self.model} has no split point {name!r}.{did_you_mean(name, [s.after for s in self.splits])}")
+        raise PktcharError(
+            f"{self.model} has no split point {name!r}.{did_you_mean(name, [s.after for s in self.splits])}"
+        )
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -142,7 +144,9 @@ class Profile:
                 return layer
         from .errors import did_you_mean
 
-        raise PktcharError(f"{self.model} has no layer {name!r}.{did_you_mean(name, [x.name for x in self.layers])}")
+        raise PktcharError(
+            f"{self.model} has no layer {name!r}.{did_you_mean(name, [x.name for x in self.layers])}"
+        )
 
     @property
     def min_split(self) -> Split:
@@ -417,7 +421,8 @@ class _Tracer:
                     self.current = None
                     self.stop_counting()
                     outs = (
-                        [output] if isinstance(output, torch.Tensor)
+                        [output]
+                        if isinstance(output, torch.Tensor)
                         else [t for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
                     )
                     formula = _MAC_FORMULAS.get(type(module))
@@ -444,7 +449,12 @@ class _FunctionRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
         t = self.t
-        if t.busy or t.leaf_depth > 0 or t.current is not None or getattr(func, "__name__", "") in _SKIP_FUNCS:
+        if (
+            t.busy
+            or t.leaf_depth > 0
+            or t.current is not None
+            or getattr(func, "__name__", "") in _SKIP_FUNCS
+        ):
             return func(*args, **kwargs)
         t.busy = True
         op = _op_name(func)
@@ -533,13 +543,37 @@ def _inplace_or_shape_only(self: nn.Module, x: torch.Tensor, *args: Any, **kwarg
 # real ones do. A subclass with its own forward keeps it.
 _SHAPE_ONLY: dict[type, Any] = {
     **dict.fromkeys(
-        (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.InstanceNorm1d, nn.InstanceNorm2d,
-         nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm, nn.GELU, nn.Sigmoid, nn.Tanh),
+        (
+            nn.BatchNorm1d,
+            nn.BatchNorm2d,
+            nn.BatchNorm3d,
+            nn.SyncBatchNorm,
+            nn.InstanceNorm1d,
+            nn.InstanceNorm2d,
+            nn.InstanceNorm3d,
+            nn.LayerNorm,
+            nn.GroupNorm,
+            nn.LocalResponseNorm,
+            nn.GELU,
+            nn.Sigmoid,
+            nn.Tanh,
+        ),
         _shape_only,
     ),
     **dict.fromkeys(
-        (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.ELU, nn.LeakyReLU, nn.Mish,
-         nn.CELU, nn.SELU),
+        (
+            nn.ReLU,
+            nn.ReLU6,
+            nn.Hardtanh,
+            nn.SiLU,
+            nn.Hardswish,
+            nn.Hardsigmoid,
+            nn.ELU,
+            nn.LeakyReLU,
+            nn.Mish,
+            nn.CELU,
+            nn.SELU,
+        ),
         _inplace_or_shape_only,
     ),
 }
@@ -564,16 +598,51 @@ def _linear_macs(m: nn.Module, out: torch.Tensor) -> int:
 # conv = out elements x Cin/groups x kernel; linear = out elements x in_features; bias not counted),
 # and stock leaves with none. Every other leaf runs under the dispatch-level counter.
 _MAC_FORMULAS: dict[type, Callable[[nn.Module, torch.Tensor], int]] = {
-    nn.Conv1d: _conv_macs, nn.Conv2d: _conv_macs, nn.Conv3d: _conv_macs, nn.Linear: _linear_macs,
+    nn.Conv1d: _conv_macs,
+    nn.Conv2d: _conv_macs,
+    nn.Conv3d: _conv_macs,
+    nn.Linear: _linear_macs,
 }
 _KNOWN_LEAVES: frozenset[type] = frozenset(
-    {*_MAC_FORMULAS, *_SHAPE_ONLY, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
-     nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
-     nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
-     nn.AlphaDropout, nn.Identity, nn.Flatten, nn.Unflatten, nn.ZeroPad2d, nn.ConstantPad1d, nn.ConstantPad2d,
-     nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.Softmax, nn.LogSoftmax, nn.Softmax2d,
-     nn.Upsample, nn.UpsamplingNearest2d, nn.UpsamplingBilinear2d, nn.PixelShuffle, nn.PixelUnshuffle,
-     nn.ChannelShuffle}
+    {
+        *_MAC_FORMULAS,
+        *_SHAPE_ONLY,
+        nn.MaxPool1d,
+        nn.MaxPool2d,
+        nn.MaxPool3d,
+        nn.AvgPool1d,
+        nn.AvgPool2d,
+        nn.AvgPool3d,
+        nn.AdaptiveAvgPool1d,
+        nn.AdaptiveAvgPool2d,
+        nn.AdaptiveAvgPool3d,
+        nn.AdaptiveMaxPool1d,
+        nn.AdaptiveMaxPool2d,
+        nn.AdaptiveMaxPool3d,
+        nn.Dropout,
+        nn.Dropout1d,
+        nn.Dropout2d,
+        nn.Dropout3d,
+        nn.AlphaDropout,
+        nn.Identity,
+        nn.Flatten,
+        nn.Unflatten,
+        nn.ZeroPad2d,
+        nn.ConstantPad1d,
+        nn.ConstantPad2d,
+        nn.ReflectionPad1d,
+        nn.ReflectionPad2d,
+        nn.ReplicationPad2d,
+        nn.Softmax,
+        nn.LogSoftmax,
+        nn.Softmax2d,
+        nn.Upsample,
+        nn.UpsamplingNearest2d,
+        nn.UpsamplingBilinear2d,
+        nn.PixelShuffle,
+        nn.PixelUnshuffle,
+        nn.ChannelShuffle,
+    }
 )
 
 
@@ -582,9 +651,7 @@ def trace(model: nn.Module, input_shape: tuple[int, ...]) -> _Tracer:
     return _trace(model, torch.empty(input_shape, device="meta"))
 
 
-def trace_values(
-    model: nn.Module, x: torch.Tensor, on_value: Callable[[int, torch.Tensor], None]
-) -> _Tracer:
+def trace_values(model: nn.Module, x: torch.Tensor, on_value: Callable[[int, torch.Tensor], None]) -> _Tracer:
     """Run a real ``model`` on a real input; ``on_value(value_id, tensor)`` sees every tensor as it is
     produced (the codec measures coders there)."""
     return _trace(model, x, on_value)
@@ -747,7 +814,10 @@ def _assemble(
         params += n.params
         tensors = tuple(
             CutTensor(
-                nodes[values[v].producer].name, values[v].shape, values[v].elements, vbytes(values[v]),
+                nodes[values[v].producer].name,
+                values[v].shape,
+                values[v].elements,
+                vbytes(values[v]),
                 values[v].native_bits is None,
             )
             for v in live
@@ -811,7 +881,8 @@ def _rejection(
     h, w = shape[2], shape[3]
     accepts = _what_it_accepts(model, shape, default_res)
     return ModelRejectsInput(
-        f"{name} rejects input {shape[1]}x{h}x{w} at layer {where}: {msg}" + (f"; {accepts}" if accepts else "")
+        f"{name} rejects input {shape[1]}x{h}x{w} at layer {where}: {msg}"
+        + (f"; {accepts}" if accepts else "")
     )
 
 
