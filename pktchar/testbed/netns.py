@@ -28,6 +28,7 @@ from ..errors import PktcharError
 PREFIX = "pktc"
 STATE_DIR = Path(os.environ.get("PKTCHAR_STATE_DIR", "/run/pktchar"))
 SUBNET = "10.213"  # addresses exist only inside the namespaces a run creates
+RUN_TAG_ENV = "PKTCHAR_RUN_TAG"  # optional hex prefix of run ids: lets a test find exactly what it made
 MIN_RATE = 8e3
 MAX_RATE = 40e9
 
@@ -84,6 +85,15 @@ def has_netem() -> bool:
         return r.returncode == 0
     finally:
         run(["ip", "link", "del", probe], check=False)
+
+
+def new_run_id() -> str:
+    """A fresh run id: ``$PKTCHAR_RUN_TAG`` (up to 4 hex digits) and random hex, 8 characters at most,
+    so interface names (``pk<id>e<k>``) stay within Linux's 15."""
+    tag = os.environ.get(RUN_TAG_ENV, "")
+    if len(tag) > 4 or any(c not in "0123456789abcdef" for c in tag):
+        raise TestbedError(f"{RUN_TAG_ENV} must be up to 4 lower-case hex digits, got {tag!r}")
+    return tag + secrets.token_hex(3)[: 8 - len(tag) if tag else 6]
 
 
 def list_namespaces() -> list[str]:
@@ -185,7 +195,7 @@ class Topology:
 
     endpoints: list[str]
     link: Link
-    run_id: str = field(default_factory=lambda: secrets.token_hex(3))
+    run_id: str = field(default_factory=new_run_id)
     eps: dict[str, Endpoint] = field(default_factory=dict)
     bridge_ns: str | None = None
     netem: bool = False
