@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from _report import write_section
+
 REPO = Path(__file__).resolve().parent.parent
 CASES = [
     ("vgg16", "224"),
@@ -184,8 +186,9 @@ def main() -> None:
         "(VGG-16 at 224: 13,556,712 more, exactly one per output element of its conv and linear layers), "
         "which pktchar, like fvcore and torchvision's published GFLOPS, does not.",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    write_section(
+        "profile", "\n".join(lines).replace("# Benchmarks: pktchar", "## pktchar", 1), Path(args.out)
+    )
     print(f"wrote {args.out}", file=sys.stderr)
 
 
