@@ -617,6 +617,11 @@ def testbed_clean(
     print(f"removed {len(removed)} namespace(s){': ' + ', '.join(removed) if removed else ''}")
 
 
+class CaptureBackend(str, Enum):
+    tcpdump = "tcpdump"
+    scapy = "scapy"
+
+
 @app.command("replay")
 @friendly
 def replay_cmd(
@@ -649,6 +654,18 @@ def replay_cmd(
         Path | None, typer.Option("--pcap", help="Capture file (default captures/<model>-...pcap)")
     ] = None,
     port: Annotated[int, typer.Option("--port", help="Edge TCP/UDP port")] = 5201,
+    calibrate: Annotated[
+        bool,
+        typer.Option("--calibrate/--no-calibrate", help="Time a bulk transfer first: the link's real rate"),
+    ] = True,
+    capture: Annotated[
+        CaptureBackend,
+        typer.Option("--capture", help="Capture with tcpdump (libpcap) or scapy's AsyncSniffer"),
+    ] = CaptureBackend.tcpdump,
+    snaplen: Annotated[
+        int | None,
+        typer.Option("--snaplen", min=64, help="Bytes kept of each packet (default: whole packets)"),
+    ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Also write a compare report folder")
     ] = None,
@@ -659,97 +676,59 @@ def replay_cmd(
     A device and an edge namespace are joined by a veth pair shaped with tbf; the device sends real
     coded activations as frames, the edge answers each; tcpdump captures in the edge namespace, and
     the capture is compared with the prediction. Everything is removed at the end."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    from . import views
-    from .packets import Transport
-    from .testbed.netns import Link, require_root
     from .testbed.replay import ReplayConfig, replay
     from .units import parse_duration, parse_rate
 
-    # check the arguments before anything is built or asked of the system
-    Link(
-        parse_rate(link),
-        parse_rate(downlink) if downlink else None,
-        mtu,
-        parse_duration(delay) if delay else None,
-        loss,
-    )
-    Transport(proto.value, mtu)
-    require_root()
     cfg = ReplayConfig(
-        model=model,
-        split=split,
-        res=res,
-        dtype=dtype,
-        compression=compression,
-        coder=coder,
-        measure_res=measure_res,
-        weights=str(weights) if weights else None,
-        images=str(images) if images else None,
-        link=parse_rate(link),
-        downlink=parse_rate(downlink) if downlink else None,
-        delay=parse_duration(delay) if delay else None,
-        loss=loss,
-        mtu=mtu,
-        proto=proto.value,
-        fps=fps,
-        frames=frames,
-        pcap=pcap,
-        port=port,
-    )
-    measured = _measure_all([model], coder, dtype, measure_res, weights, images, None).get(model)
-    with Progress(
+        model=model, split=split, res=res, dtype=dtype, compression=compression, coder=coder,
+        measure_res=measure_res, weights=str(weights) if weights else None, images=str(images) if images else None,
+        link=parse_rate(link), downlink=parse_rate(downlink) if downlink else None,
+        delay=parse_duration(delay) if delay else None, loss=loss, mtu=mtu, proto=proto.value, fps=fps,
+        frames=frames, pcap=pcap, port=port, calibrate=calibrate, capture=capture.value, snaplen=snaplen,
+    )  # fmt: skip
+    _finish_run(lambda progress: replay(cfg, progress=progress), frames, fmt, report)
+
+
+def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | None) -> None:
+    """Run a testbed scenario with a progress bar, show it, list its files; exit 3 when a peer was lost,
+    130 when interrupted (the files are written either way)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from . import views
+    from .testbed.scenario import Interrupted
+
+    columns = (
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=_err_console(),
-        transient=True,
-    ) as bar:
-        task = bar.add_task("replaying frames", total=frames)
-        result = replay(cfg, measured, progress=lambda done, total: bar.update(task, completed=done))
+    )
+    interrupted = False
+    with Progress(*columns, console=_err_console(), transient=True) as bar:
+        task = bar.add_task("running", total=total)
+        try:
+            result = go(lambda done, n: bar.update(task, completed=done, total=n))
+        except Interrupted as e:
+            result, interrupted = e.result, True
     if report is not None and result.comparison is not None:
-        from .report import write_comparison
+        from .run_report import write_comparison
 
-        write_comparison(
-            result.comparison,
-            report,
-            force=True,
-            extra={"calibration": result.calibration, "capture": result.capture.__dict__},
-        )
+        write_comparison(result.comparison, report, force=True, extra=views.run_extra(result))
     if fmt == Fmt.json:
         _emit(json.dumps(result.to_dict(), indent=2, default=str), None)
     else:
-        console = _console()
-        from .render import to_rich
-
-        console.print(f"payload: {result.payload_source}", highlight=False)
-        if result.calibration:
-            c = result.calibration
-            console.print(
-                f"calibration: {c['bytes']:,} B in {c['seconds'] * 1000:.1f} ms: link "
-                f"{c['link_rate_measured_bps'] / 1e6:.2f} Mbit/s (set {c['link_rate_set_bps'] / 1e6:g}), "
-                f"goodput {c['goodput_measured_bps'] / 1e6:.2f} Mbit/s (model "
-                f"{c['goodput_predicted_bps'] / 1e6:.2f})",
-                highlight=False,
-            )
-        s = result.capture
-        console.print(
-            f"capture: {s.captured:,} packets captured, {s.interface_packets:,} through the interface, "
-            f"{s.dropped_by_kernel} dropped by the kernel -> "
-            f"{'complete' if s.complete else 'INCOMPLETE'}; {result.pcap}",
-            highlight=False,
-        )
-        if result.comparison is not None:
-            for t in (views.comparison_table(result.comparison), views.histogram_table(result.comparison)):
-                console.print(to_rich(t))
-        for n in result.notes:
-            console.print(f"note: {n}", highlight=False)
+        _show(views.run_tables(result), "table", None, views.run_lines(result))
+    for line in views.files_lines(result) + (
+        [f"wrote {report}/report.md"] if report and result.comparison else []
+    ):
+        print(f"pktchar: {line}", file=sys.stderr)
+    if interrupted:
+        print(f"pktchar: interrupted ({len(result.frames)} frames measured and kept)", file=sys.stderr)
+        raise typer.Exit(130)
     if result.error:
         print(
             f"pktchar: error: {result.error} ({len(result.frames)} frames measured and kept in "
-            f"{result.pcap.with_suffix('.result.json')})",
+            f"{result.artifacts.result})",
             file=sys.stderr,
         )
         raise typer.Exit(3)
@@ -770,22 +749,11 @@ def compare_cmd(
 ) -> None:
     """Measured against predicted for a capture: packets, sizes, wire bytes, goodput, frame times."""
     from . import views
-    from .testbed.compare import compare, load_prediction
+    from .testbed.scenario import compare_capture
 
-    pred_path = prediction or pcap.with_suffix(".prediction.json")
-    pred = load_prediction(pred_path) if (prediction or pred_path.exists()) else None
-    app_results = None
-    result_path = pcap.with_suffix(".result.json")
-    if pred is not None and result_path.exists():
-        try:
-            app_results = json.loads(result_path.read_text()).get("frames")
-        except json.JSONDecodeError:
-            app_results = None
-    c = compare(pcap, pred, app_results)
-    if pred is None:
-        c.notes.append("no prediction: the busiest flow is analysed as one transfer")
+    c = compare_capture(pcap, prediction)
     if out is not None:
-        from .report import write_comparison
+        from .run_report import write_comparison
 
         write_comparison(c, out, force=force)
         print(f"wrote {out}/report.md, report.tex, report.json and figures/", file=sys.stderr)

@@ -131,3 +131,19 @@ def parse_duration(text: str | float) -> float:
     if value <= 0:
         raise PktcharError(f"duration must be positive, got {text!r}")
     return value
+
+
+def human_duration(seconds: float, digits: int = 3) -> str:
+    """``0.0333333`` -> ``33.3 ms``, ``8.55e-5`` -> ``85.5 us``, ``12.5`` -> ``12.5 s`` (no exponents)."""
+    if seconds == 0:
+        return "0 s"
+    sign = "-" if seconds < 0 else ""
+    s = abs(float(seconds))
+    for scale, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
+        if s >= scale or unit == "ns":
+            v = s / scale
+            text = f"{v:.{digits}g}"
+            if "e" in text:
+                text = f"{v:.0f}"
+            return f"{sign}{text} {unit}"
+    raise AssertionError("unreachable")

@@ -11,7 +11,9 @@ if TYPE_CHECKING:  # views stay light: a command that needs no model never impor
     from .profiler import Profile
     from .qos import Requirements
     from .table import Cell, PacketTable
+    from .testbed.capture import CaptureStats
     from .testbed.compare import Comparison
+    from .testbed.scenario import Calibration, Result
 
 LAYER_COLUMNS = (
     Column("index", "#", "int"),
@@ -322,3 +324,61 @@ def frames_table(c: Comparison) -> Table:
             }
         )
     return Table("Frames", cols, rows)
+
+
+# ----------------------------------------------------------------------------------------------
+# Testbed runs (any scenario)
+
+
+def calibration_line(c: Calibration) -> str:
+    from .units import human_duration, human_rate
+
+    return (
+        f"calibration: {c.bytes:,} B in {human_duration(c.seconds)}: link {human_rate(c.link_rate_measured_bps, 4)} "
+        f"(set {human_rate(c.link_rate_set_bps)}), goodput {human_rate(c.goodput_measured_bps, 4)} "
+        f"(model {human_rate(c.goodput_predicted_bps, 4)}, {c.goodput_error:+.2%})"
+    )
+
+
+def capture_line(s: CaptureStats, pcap: object) -> str:
+    verdict = "complete" if s.complete else "INCOMPLETE"
+    return (
+        f"capture: {s.captured:,} packets captured, {s.interface_packets:,} through the interface, "
+        f"{s.dropped_by_kernel} dropped by the kernel -> {verdict}; {pcap}"
+    )
+
+
+def run_lines(r: Result) -> list[str]:
+    """What a run says besides its tables: payloads, calibration, capture, notes."""
+    lines = [f"payload: {r.source}"] if r.source else []
+    if r.calibration:
+        lines.append(calibration_line(r.calibration))
+    if r.capture:
+        lines.append(capture_line(r.capture, r.pcap))
+    lines += [f"note: {n}" for n in r.notes]
+    return lines
+
+
+def files_lines(r: Result) -> list[str]:
+    """Every file a run wrote, and how to look at the capture again."""
+    out = [f"wrote {p}" for p in r.artifacts.written()]
+    if r.artifacts.pcap.exists():
+        partial = " (the frames measured before the run stopped)" if r.error else ""
+        out.append(f"compare again with: pktchar compare {r.artifacts.pcap}{partial}")
+    return out
+
+
+def run_tables(r: Result) -> list[Table]:
+    if r.comparison is None:
+        return []
+    return [comparison_table(r.comparison), histogram_table(r.comparison)]
+
+
+def run_extra(r: Result) -> dict[str, object]:
+    """The run facts a compare report lists beside its tables."""
+    out: dict[str, object] = {"payload": r.source}
+    if r.calibration:
+        out["calibration"] = calibration_line(r.calibration).removeprefix("calibration: ")
+    if r.capture:
+        out["capture"] = capture_line(r.capture, r.pcap).removeprefix("capture: ")
+    return out

@@ -16,6 +16,8 @@ import pytest
 from pktchar.testbed import netns
 from pktchar.testbed.replay import ReplayConfig, replay
 
+from conftest import run_cli
+
 pytestmark = pytest.mark.root
 
 
@@ -63,7 +65,7 @@ def test_replay_80mbit_matches_prediction(tmp_path):
     for f in c.frames:
         assert abs(f.transfer_s - f.predicted_transfer_s) / f.predicted_transfer_s < 0.05
     assert r.calibration is not None
-    assert abs(r.calibration["goodput_measured_bps"] / r.calibration["goodput_predicted_bps"] - 1) < 0.03
+    assert abs(r.calibration.goodput_error) < 0.03
     env = r.environment
     assert env["kernel"] and "tbf" in json.dumps(env["qdisc"]) and env["tools"]["tcpdump"] != "unknown"
     assert all(v.get("tcp-segmentation-offload", "off").startswith("off") for v in env["offloads"].values())
@@ -86,6 +88,23 @@ def test_udp_replay(tmp_path):
     assert r.error is None and r.capture.complete
     # 512x7x7 fp32 = 100,352 B + 24 B header: 1,460 B a datagram -> 69 datagrams a frame
     assert r.comparison is not None and r.comparison.row("packets (data direction)").measured == 4 * 69
+
+
+@pytest.mark.parametrize("proto, per_frame", [("tcp", 70), ("udp", 69)])
+def test_cli_replay_with_calibration(tmp_path, proto, per_frame):
+    """The CLI path as a user runs it, calibration on (it once left the UDP receiver dead)."""
+    pcap = tmp_path / f"{proto}.pcap"
+    r = run_cli("replay", "vgg16", "--res", "224", "--split", "features.30", "--link", "80mbit", "--frames", "5",
+                "--proto", proto, "--pcap", str(pcap), "--format", "json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["error"] is None and d["calibration"]["bytes"] > 0
+    # pool5 of VGG-16: 25,088 fp32 = 100,352 B + 24 B header; TCP: MSS 1448 -> 70 segments;
+    # UDP: 1500 - 20 - 8 - 12 = 1,460 B a datagram -> 69 datagrams
+    rows = {x["metric"]: x for x in d["comparison"]["rows"]}
+    assert rows["packets (data direction)"]["measured"] == 5 * per_frame
+    for f in (pcap, pcap.with_suffix(".prediction.json"), pcap.with_suffix(".result.json")):
+        assert f"wrote {f}" in r.stderr
 
 
 def _cli_replay(tmp_path: Path, *extra: str) -> subprocess.Popen[str]:
@@ -144,8 +163,13 @@ def test_ctrl_c_leaves_nothing(tmp_path):
     _wait_for_frames(tmp_path / "long.pcap", proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "Traceback" not in err
+    assert proc.returncode == 130 and "Traceback" not in err
     assert "interrupted" in err
+    # the frames measured before Ctrl-C are kept, and the user is told how to compare them
+    saved = json.loads((tmp_path / "long.result.json").read_text())
+    assert saved["interrupted"] is True and len(saved["frames"]) >= 1
+    assert f"pktchar compare {tmp_path / 'long.pcap'}" in err
+    assert (tmp_path / "long.prediction.json").exists()
 
 
 def test_killed_receiver_is_reported_and_frames_kept(tmp_path):

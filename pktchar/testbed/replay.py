@@ -1,38 +1,47 @@
-"""Replay a split's payloads as real traffic between namespaces, capture it, compare with the prediction.
+"""Replay: a split's real coded payloads sent as frames from a device to an edge over a shaped link,
+each answered, captured and compared with the prediction. One :class:`~pktchar.testbed.scenario.Scenario`
+of the scenario core (which owns the topology, calibration, capture, files and compare).
 
-payloads (real coded activations) ─► topology (device ─veth, tbf─► edge)
-    ─► calibration transfer ─► tcpdump in the edge namespace ─► frames (device -> edge, answered)
-    ─► pcap + prediction.json + app timings ─► compare
+    payloads (real coded activations, a real forward pass) ─► scenario core ─► Result
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import platform
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..codec import Coding, Measured, encode, quantize
 from ..errors import PktcharError
-from ..packets import Transport, packetize
-from .capture import Capture, CaptureStats, wait_line
-from .compare import PREDICTION_KIND, Comparison, compare
-from .netns import Link, TestbedError, Topology, require_root
+from ..packets import Transport
+from .capture import wait_line
+from .netns import Link, Topology, require_root
+from .scenario import (
+    Calibration,
+    FlowPrediction,
+    Outcome,
+    Prediction,
+    Progress,
+    Result,
+    endpoint_cmd,
+    predict_frames,
+    read_frames,
+    run,
+    wait_done,
+)
 
 DEVICE, EDGE = "dev", "edge"
 MAX_FRAME = 512_000_000
+CAPTURES = ("tcpdump",)
 
 
 @dataclass
 class ReplayConfig:
+    """Everything a replay needs; checked once by :class:`Replay` before anything is built."""
+
     model: str
     split: str
     res: str = "224"
@@ -53,36 +62,8 @@ class ReplayConfig:
     pcap: Path | None = None
     port: int = 5201
     calibrate: bool = True
-
-
-@dataclass
-class ReplayResult:
-    config: dict[str, Any]
-    payload_source: str
-    prediction_path: Path
-    pcap: Path
-    calibration: dict[str, Any] | None
-    capture: CaptureStats
-    comparison: Comparison | None
-    frames: list[dict[str, Any]]
-    environment: dict[str, Any]
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "config": self.config,
-            "payload_source": self.payload_source,
-            "prediction": str(self.prediction_path),
-            "pcap": str(self.pcap),
-            "calibration": self.calibration,
-            "capture": {**self.capture.__dict__, "complete": self.capture.complete},
-            "comparison": self.comparison.to_dict() if self.comparison else None,
-            "frames": self.frames,
-            "environment": self.environment,
-            "error": self.error,
-            "notes": self.notes,
-        }
+    capture: str = "tcpdump"
+    snaplen: int | None = None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -146,176 +127,96 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
     return sizes, data, src, p
 
 
-def prediction(cfg: ReplayConfig, sizes: list[int], topo: Topology, split_name: str) -> dict[str, Any]:
-    t = Transport(cfg.proto, cfg.mtu)
-    frames = []
-    for i, s in enumerate(sizes):
-        pk = packetize(s, t)
-        frames.append(
-            {
-                "id": i,
-                "payload": s,
-                "packets": pk.count,
-                "sizes": [list(x) for x in pk.sizes],
-                "ip_bytes": pk.ip_bytes,
-                "frame_bytes": pk.frame_bytes,
-                "wire_bytes": pk.wire_bytes,
-            }
+class Replay:
+    """The replay scenario: ``dev`` sends frames to ``edge``, which answers each; captured at the edge."""
+
+    name = "replay"
+    endpoints = [DEVICE, EDGE]
+    capture_on = EDGE
+    calibration = (DEVICE, EDGE)
+
+    def __init__(self, cfg: ReplayConfig, measured: Measured | None = None) -> None:
+        if cfg.frames < 1:
+            raise PktcharError(f"--frames must be at least 1, got {cfg.frames}")
+        if not 1 <= cfg.port <= 65534 or cfg.port == 5200:
+            raise PktcharError(f"--port must be 1..65534 and not 5200 (the calibration port), got {cfg.port}")
+        if cfg.fps is not None and cfg.fps <= 0:
+            raise PktcharError(f"--fps must be positive, got {cfg.fps:g}")
+        self.link = Link(
+            cfg.link, cfg.downlink, cfg.mtu, cfg.delay, cfg.loss
+        )  # the one place links are checked
+        self.transport = Transport(cfg.proto, cfg.mtu)  # and the MTU against the headers
+        self.cfg, self.measured = cfg, measured
+        self.sizes: list[int] = []
+        self.data = b""
+        self.split_name = cfg.split
+        self.recv: subprocess.Popen[str] | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()}
+
+    def default_pcap(self) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"{self.cfg.model}-{self.cfg.res}-{self.cfg.split}-{stamp}.pcap"
+        return Path("captures") / name.replace("/", "_").replace(":", "_")
+
+    def prepare(self) -> str:
+        cfg = self.cfg
+        if cfg.coder and self.measured is None:
+            from ..codec import measure
+
+            self.measured = measure(
+                cfg.model,
+                cfg.coder,
+                dtype=cfg.dtype,
+                measure_res=cfg.measure_res,
+                weights=cfg.weights,
+                images=Path(cfg.images) if cfg.images else None,
+            )
+        self.sizes, self.data, source, prof = payloads(cfg, self.measured)
+        if max(self.sizes) > MAX_FRAME:
+            raise PktcharError(
+                f"a {max(self.sizes):,} B frame is more than a replay sends ({MAX_FRAME:,} B): choose a later "
+                "split, a smaller --res, --compression or --dtype int8"
+            )
+        self.split_name = prof.split(cfg.split).after
+        return source
+
+    def predict(self, topo: Topology, calibration: Calibration | None) -> Prediction:
+        cal = calibration.link_rate_measured_bps if calibration else None
+        flow = FlowPrediction(
+            name="device -> edge",
+            proto=self.cfg.proto,
+            src_ip=topo.eps[DEVICE].ip,
+            dst_ip=topo.eps[EDGE].ip,
+            port=self.cfg.port,
+            mtu=self.cfg.mtu,
+            ip_version=4,
+            app_header=self.transport.app_header,
+            rate_bps=self.link.uplink,
+            bucket_bytes=self.link.bucket,
+            frames=predict_frames(self.sizes, self.transport, self.link, cal),
+            calibrated_rate_bps=cal,
         )
-    return {
-        "kind": PREDICTION_KIND,
-        "version": 1,
-        "model": cfg.model,
-        "split": split_name,
-        "res": cfg.res,
-        "dtype": cfg.dtype,
-        "proto": cfg.proto,
-        "mtu": cfg.mtu,
-        "ip_version": 4,
-        "app_header": t.app_header,
-        "port": cfg.port,
-        "device_ip": topo.eps[DEVICE].ip,
-        "edge_ip": topo.eps[EDGE].ip,
-        "rate_bps": cfg.link,
-        "burst_bytes": topo.link.bucket,
-        "frames": frames,
-    }
+        return Prediction("replay", {**self.config(), "split": self.split_name}, (flow,))
 
-
-# ----------------------------------------------------------------------------------------------
-# processes
-
-
-def _python() -> list[str]:
-    return [sys.executable, "-m", "pktchar.testbed.endpoint"]
-
-
-def _environment(topo: Topology) -> dict[str, Any]:
-    def version(cmd: list[str]) -> str:
-        try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
-            return (r.stdout or r.stderr).strip().splitlines()[0]
-        except (OSError, IndexError, subprocess.TimeoutExpired):
-            return "unknown"
-
-    import torch
-
-    from .. import __version__
-
-    return {
-        "kernel": platform.release(),
-        "netem": topo.netem,
-        "qdisc": topo.settings.get("qdisc", {}),
-        "offloads": topo.settings.get("offloads", {}),
-        "tcp_slow_start_after_idle": 0,
-        "tools": {
-            "pktchar": __version__,
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "tcpdump": version(["tcpdump", "--version"]),
-            "iproute2": version(["ip", "-V"]),
-            "ethtool": version(["ethtool", "--version"]),
-        },
-    }
-
-
-def _calibrate(topo: Topology, cfg: ReplayConfig, workdir: Path) -> dict[str, Any]:
-    """One bulk frame (a quarter second at the rate, 256 kB to 32 MB) timed at the edge."""
-    size = int(min(32e6, max(256e3, cfg.link / 8 * 0.25)))
-    (workdir / "calib.bin").write_bytes(os.urandom(min(size, 1 << 20)))
-    (workdir / "calib.json").write_text(json.dumps([size]))
-    proc = topo.popen(
-        DEVICE,
-        [
-            *_python(),
-            "send",
-            "--host",
-            topo.eps[EDGE].ip,
-            "--port",
-            str(cfg.port),
-            "--proto",
-            cfg.proto,
-            "--payload",
-            str(workdir / "calib.bin"),
-            "--sizes",
-            str(workdir / "calib.json"),
-            "--mtu",
-            str(cfg.mtu),
-            "--calibration",
-            "--split",
-            "65535",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    out, err = proc.communicate(timeout=60 + size * 8 / cfg.link * 4)
-    lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
-    if proc.returncode != 0 or not lines or "error" in lines[-1]:
-        detail = lines[-1].get("error") if lines else (err.strip() or f"exit {proc.returncode}")
-        raise TestbedError(f"calibration transfer failed: {detail}")
-    r = lines[-1]
-    t = Transport(cfg.proto, cfg.mtu)
-    pk = packetize(size, t)
-    span = (r["done_ns"] - r["first_ns"]) / 1e9
-    moved_frame_bytes = pk.frame_bytes - (t.mtu + 14)  # the span starts when the first packet is in
-    app = size + t.app_header - t.max_chunk
-    return {
-        "bytes": size,
-        "seconds": span,
-        "link_rate_measured_bps": moved_frame_bytes * 8 / span,
-        "goodput_measured_bps": app * 8 / span,
-        "goodput_predicted_bps": app * 8 / (moved_frame_bytes * 8 / cfg.link),
-        "link_rate_set_bps": cfg.link,
-    }
-
-
-def replay(
-    cfg: ReplayConfig, measured: Measured | None = None, progress: Callable[[int, int], None] | None = None
-) -> ReplayResult:
-    """Run one replay. ``progress(done, total)`` is called as frames complete."""
-    require_root()
-    if cfg.frames < 1:
-        raise PktcharError("--frames must be at least 1")
-    if not 1 <= cfg.port <= 65534:
-        raise PktcharError(f"--port must be 1..65534, got {cfg.port}")
-    link = Link(cfg.link, cfg.downlink, cfg.mtu, cfg.delay, cfg.loss)
-    Transport(cfg.proto, cfg.mtu)  # validates the MTU against the headers
-    sizes, data, source, prof = payloads(cfg, measured)
-    if max(sizes) > MAX_FRAME:
-        raise PktcharError(
-            f"a {max(sizes):,} B frame is more than a replay sends ({MAX_FRAME:,} B): choose a later split, "
-            "a smaller --res, --compression or --dtype int8"
-        )
-    split_name = prof.split(cfg.split).after
-    pcap = (
-        cfg.pcap
-        or Path("captures") / f"{cfg.model}-{cfg.res}-{split_name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
-    )
-    pcap = Path(pcap)
-    pcap.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="pktchar-") as tmp, Topology([DEVICE, EDGE], link) as topo:
-        work = Path(tmp)
-        os.chmod(work, 0o755)
-        pred = prediction(cfg, sizes, topo, split_name)
-        pred_path = pcap.with_suffix(".prediction.json")
-        pred_path.write_text(json.dumps(pred, indent=2))
-        (work / "payload.bin").write_bytes(data)
-        (work / "sizes.json").write_text(json.dumps(sizes))
-        recv = topo.popen(
+    def start(self, topo: Topology, work: Path) -> None:
+        (work / "payload.bin").write_bytes(self.data)
+        (work / "sizes.json").write_text(str(self.sizes))
+        self.recv = topo.popen(
             EDGE,
-            [*_python(), "recv", "--port", str(cfg.port), "--proto", cfg.proto],
+            endpoint_cmd("recv", "--port", str(self.cfg.port), "--proto", self.cfg.proto),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        assert recv.stdout is not None
-        wait_line(recv, recv.stdout, "READY", 30)
-        calibration = _calibrate(topo, cfg, work) if cfg.calibrate else None
-        cap = Capture(topo, EDGE, pcap)
-        cap.start()
+        assert self.recv.stdout is not None
+        wait_line(self.recv, self.recv.stdout, "READY", 30)
+
+    def traffic(self, topo: Topology, work: Path, outcome: Outcome, progress: Progress | None) -> None:
+        cfg = self.cfg
         send = topo.popen(
             DEVICE,
-            [
-                *_python(),
+            endpoint_cmd(
                 "send",
                 "--host",
                 topo.eps[EDGE].ip,
@@ -331,57 +232,29 @@ def replay(
                 str(cfg.mtu),
                 "--split",
                 "1",
-            ]
-            + (["--fps", str(cfg.fps)] if cfg.fps else []),
+                *(["--fps", str(cfg.fps)] if cfg.fps else []),
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        assert send.stdout is not None
-        frames: list[dict[str, Any]] = []
-        error = None
-        budget = 60 + sum(f["frame_bytes"] for f in pred["frames"]) * 8 / cfg.link * 3
-        budget += cfg.frames / cfg.fps if cfg.fps else 0
-        deadline = time.monotonic() + budget
-        for line in send.stdout:
-            if not line.startswith("{"):
-                continue
-            d = json.loads(line)
-            if "error" in d:
-                error = d["error"]
-                break
-            frames.append(d)
-            if progress:
-                progress(len(frames), cfg.frames)
-            if time.monotonic() > deadline:
-                error = f"replay did not finish within {budget:.0f} s"
-                break
-        try:
-            send.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            send.kill()
-        if error is None and send.returncode not in (0, None):
-            err = send.stderr.read() if send.stderr else ""
-            error = f"sender exited {send.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
-        try:
-            recv.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            recv.terminate()
-        stats = cap.stop()
-        env = _environment(topo)
-        env["qdisc_stats"] = topo.qdisc_stats()
-    notes = []
-    comparison = None
-    if frames:
-        if len(frames) < len(sizes):
-            pred = {**pred, "frames": pred["frames"][: len(frames)]}
-            notes.append(f"compared the {len(frames)} frames measured before the run stopped")
-        try:
-            comparison = compare(pcap, pred, frames)
-        except PktcharError as e:
-            notes.append(f"compare failed: {e}")
-    cfg_d = {k: (str(v) if isinstance(v, Path) else v) for k, v in cfg.__dict__.items()}
-    result = ReplayResult(
-        cfg_d, source, pred_path, pcap, calibration, stats, comparison, frames, env, error, notes
+        wire = sum(self.sizes) * 8 / self.link.uplink
+        budget = 60 + wire * 3 + (cfg.frames / cfg.fps if cfg.fps else 0)
+        read_frames(send, cfg.frames, budget, outcome, progress)
+
+    def finish(self, topo: Topology) -> None:
+        if self.recv is not None:
+            wait_done(self.recv, 5)
+
+
+def replay(cfg: ReplayConfig, measured: Measured | None = None, progress: Progress | None = None) -> Result:
+    """Run one replay (root). ``progress(done, total)`` is called as frames complete."""
+    sc = Replay(cfg, measured)
+    require_root()
+    return run(
+        sc,
+        Path(cfg.pcap) if cfg.pcap else sc.default_pcap(),
+        calibrate_link=cfg.calibrate,
+        capture=cfg.capture,
+        snaplen=cfg.snaplen,
+        progress=progress,
     )
-    pcap.with_suffix(".result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
-    return result

@@ -1,0 +1,71 @@
+"""A report folder for a testbed run or a capture: measured against predicted as md, standalone tex
+with table fragments, figures (PNG, PDF) and json. Light: no torch (``pktchar compare`` uses it)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from . import figures, views
+from .errors import PktcharError
+from .render import tex_escape, to_latex, to_markdown
+
+
+def write_comparison(
+    c: Any, out: str | Path, *, force: bool = False, extra: dict[str, Any] | None = None
+) -> Path:
+    """A compare report folder: report.md, report.tex, report.json, figures (the same renderers)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise PktcharError(f"{out} exists and is not empty: choose another --out or pass --force")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    figs = [("histogram", "Packet lengths, predicted and measured.", figures.comparison_histogram(c))]
+    if any(f.transfer_s is not None for f in c.frames):
+        figs.append(
+            ("frames", "Per-frame transfer time, measured and predicted.", figures.comparison_frames(c))
+        )
+    for stem, _, fig in figs:
+        fig.savefig(out / "figures" / f"{stem}.png", dpi=130)
+        fig.savefig(out / "figures" / f"{stem}.pdf")
+    tables = [
+        ("comparison", views.comparison_table(c)),
+        ("histogram", views.histogram_table(c)),
+        ("frames", views.frames_table(c)),
+    ]
+    for stem, t in tables:
+        (out / "tables" / f"{stem}.tex").write_text(
+            to_latex(t, label=f"tab:{stem}", fit_width=len(t.rows) <= 40)
+        )
+    md = [f"# pktchar compare: {c.flow}", "", f"- **capture**: {c.pcap}"]
+    md += [f"- **{k}**: {v}" for k, v in (extra or {}).items()]
+    md.append("")
+    for _, t in tables:
+        md.append(to_markdown(t))
+    for stem, caption, _ in figs:
+        md += [f"![{caption}](figures/{stem}.png)", ""]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    tex = [
+        r"\documentclass[10pt]{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{lmodern}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\usepackage{booktabs,longtable,graphicx,float}",
+        rf"\title{{{tex_escape('pktchar compare: ' + c.flow)}}}",
+        r"\begin{document}",
+        r"\maketitle",
+    ]
+    tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    for stem, caption, _ in figs:
+        tex += [
+            r"\begin{figure}[H]",
+            r"\centering",
+            rf"\includegraphics[width=0.8\linewidth]{{figures/{stem}.pdf}}",
+            rf"\caption{{{tex_escape(caption)}}}",
+            r"\end{figure}",
+        ]
+    tex.append(r"\end{document}")
+    (out / "report.tex").write_text("\n".join(tex) + "\n")
+    (out / "report.json").write_text(json.dumps({**c.to_dict(), **(extra or {})}, indent=2, default=str))
+    return out

@@ -1,0 +1,700 @@
+"""The scenario core: one typed path from topology to compare that every live measurement runs on.
+
+    Scenario.prepare()              heavy work before any namespace exists (real payloads, models)
+      ─► Topology                   N namespaces, a shaped link per direction (netns.py)
+      ─► calibrate()                one bulk TCP transfer: the link rate as it really is
+      ─► Scenario.predict()         a typed Prediction, written beside the capture before a byte is sent
+      ─► Capture.start()            libpcap in the capturing endpoint's namespace, completeness checked
+      ─► Scenario.start()/traffic() the endpoints run the scenario's own traffic
+      ─► Capture.stop() ─► compare() ─► Result, written beside the capture (also on Ctrl-C or a lost peer)
+
+A new kind of traffic (model upload, training sync, a fleet of devices) is a new :class:`Scenario`:
+its endpoints, link, prediction and traffic; the orchestration, capture, files and compare stay here.
+Everything here is light (no torch): only a scenario's own ``prepare`` may load a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import PktcharError
+from ..packets import Transport, packetize
+from ..wire import ETH_HEADER
+from .capture import Capture, CaptureStats, wait_line
+from .netns import Link, TestbedError, Topology, require_root
+
+PREDICTION_KIND = "pktchar-prediction"
+RESULT_KIND = "pktchar-result"
+SCHEMA_VERSION = 2
+CALIBRATION_PORT = 5200
+Progress = Callable[[int, int], None]
+
+
+def endpoint_cmd(*args: str) -> list[str]:
+    """The command line of a pktchar endpoint process (standard library only, no torch)."""
+    return [sys.executable, "-m", "pktchar.testbed.endpoint", *args]
+
+
+# ----------------------------------------------------------------------------------------------
+# the files written beside a capture
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Every file a run writes, named in one place: the capture and what sits beside it."""
+
+    pcap: Path
+
+    @property
+    def prediction(self) -> Path:
+        return self.pcap.with_suffix(".prediction.json")
+
+    @property
+    def result(self) -> Path:
+        return self.pcap.with_suffix(".result.json")
+
+    def all(self) -> list[Path]:
+        return [self.pcap, self.prediction, self.result]
+
+    def written(self) -> list[Path]:
+        return [p for p in self.all() if p.exists()]
+
+
+# ----------------------------------------------------------------------------------------------
+# prediction
+
+
+@dataclass(frozen=True)
+class FramePrediction:
+    """One application frame: its payload, the packets it becomes, and how long it takes."""
+
+    id: int
+    payload: int
+    packets: int
+    sizes: tuple[tuple[int, int], ...]  # (IP packet length, how many)
+    ip_bytes: int
+    frame_bytes: int  # Ethernet frames without FCS: what libpcap captures and tbf counts
+    wire_bytes: int
+    transfer_s: float  # send -> last byte at the receiver, at the nominal (configured) rate
+    transfer_s_calibrated: float | None = None  # the same at the calibrated rate
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sizes"] = [list(s) for s in self.sizes]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FramePrediction:
+        return cls(
+            id=int(d["id"]),
+            payload=int(d["payload"]),
+            packets=int(d["packets"]),
+            sizes=tuple((int(a), int(b)) for a, b in d["sizes"]),
+            ip_bytes=int(d.get("ip_bytes", 0)),
+            frame_bytes=int(d["frame_bytes"]),
+            wire_bytes=int(d.get("wire_bytes", 0)),
+            transfer_s=float(d.get("transfer_s", 0.0)),
+            transfer_s_calibrated=d.get("transfer_s_calibrated"),
+        )
+
+
+@dataclass(frozen=True)
+class FlowPrediction:
+    """One direction of application traffic between two endpoints, frame by frame."""
+
+    name: str
+    proto: str
+    src_ip: str
+    dst_ip: str
+    port: int
+    mtu: int
+    ip_version: int
+    app_header: int
+    rate_bps: float  # the link rate as configured (tbf)
+    bucket_bytes: int  # tbf's bucket
+    frames: tuple[FramePrediction, ...]
+    calibrated_rate_bps: float | None = None  # the link rate a calibration transfer measured
+
+    @property
+    def transport(self) -> Transport:
+        return Transport(self.proto, self.mtu, self.ip_version, app_header=self.app_header)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["frames"] = [f.to_dict() for f in self.frames]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FlowPrediction:
+        return cls(
+            name=str(d.get("name", "flow")),
+            proto=str(d["proto"]),
+            src_ip=str(d["src_ip"]),
+            dst_ip=str(d["dst_ip"]),
+            port=int(d["port"]),
+            mtu=int(d["mtu"]),
+            ip_version=int(d.get("ip_version", 4)),
+            app_header=int(d.get("app_header", 24)),
+            rate_bps=float(d["rate_bps"]),
+            bucket_bytes=int(d.get("bucket_bytes", 0)),
+            frames=tuple(FramePrediction.from_dict(f) for f in d["frames"]),
+            calibrated_rate_bps=d.get("calibrated_rate_bps"),
+        )
+
+    def compare_input(self) -> dict[str, Any]:
+        """The flat form :func:`pktchar.testbed.compare.compare` reads."""
+        return {
+            "kind": PREDICTION_KIND,
+            "proto": self.proto,
+            "port": self.port,
+            "device_ip": self.src_ip,
+            "edge_ip": self.dst_ip,
+            "mtu": self.mtu,
+            "ip_version": self.ip_version,
+            "app_header": self.app_header,
+            "rate_bps": self.rate_bps,
+            "calibrated_rate_bps": self.calibrated_rate_bps,
+            "burst_bytes": self.bucket_bytes,
+            "frames": [f.to_dict() for f in self.frames],
+        }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a scenario will put on the wire, worked out before a byte is sent (versioned JSON)."""
+
+    scenario: str
+    config: dict[str, Any]
+    flows: tuple[FlowPrediction, ...]
+    made_at: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    )
+    notes: tuple[str, ...] = ()
+
+    def flow(self, name: str | None = None) -> FlowPrediction:
+        if name is None:
+            return self.flows[0]
+        for f in self.flows:
+            if f.name == name:
+                return f
+        raise PktcharError(
+            f"the prediction has no flow {name!r} (flows: {', '.join(f.name for f in self.flows)})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": PREDICTION_KIND,
+            "version": SCHEMA_VERSION,
+            "scenario": self.scenario,
+            "made_at": self.made_at,
+            "config": self.config,
+            "flows": [f.to_dict() for f in self.flows],
+            "notes": list(self.notes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "prediction") -> Prediction:
+        if d.get("kind") != PREDICTION_KIND:
+            raise PktcharError(f"{source} is not a pktchar prediction (written by `pktchar replay`)")
+        version = int(d.get("version", 1))
+        try:
+            if version == 1:  # the flat form replay wrote before the scenario core: one flow
+                flow = {
+                    **d,
+                    "name": "device -> edge",
+                    "src_ip": d["device_ip"],
+                    "dst_ip": d["edge_ip"],
+                    "bucket_bytes": d.get("burst_bytes", 0),
+                }
+                cfg = {k: d[k] for k in ("model", "split", "res", "dtype") if k in d}
+                return cls(str(d.get("scenario", "replay")), cfg, (FlowPrediction.from_dict(flow),), "")
+            if version > SCHEMA_VERSION:
+                raise PktcharError(
+                    f"{source} is prediction version {version}; this pktchar reads up to "
+                    f"{SCHEMA_VERSION}: upgrade pktchar"
+                )
+            return cls(
+                scenario=str(d["scenario"]),
+                config=dict(d.get("config", {})),
+                flows=tuple(FlowPrediction.from_dict(f) for f in d["flows"]),
+                made_at=str(d.get("made_at", "")),
+                notes=tuple(d.get("notes", ())),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise PktcharError(f"{source} is not a valid pktchar prediction: {type(e).__name__} {e}") from e
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Prediction:
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text())
+        except FileNotFoundError as e:
+            raise PktcharError(f"prediction {p} does not exist") from e
+        except json.JSONDecodeError as e:
+            raise PktcharError(f"prediction {p} is not JSON: {e.msg} at line {e.lineno}") from e
+        if not isinstance(d, dict):
+            raise PktcharError(f"{p} is not a pktchar prediction (written by `pktchar replay`)")
+        return cls.from_dict(d, str(p))
+
+
+def transfer_time(frame_bytes: int, first_packet: int, rate_bps: float, bucket: int) -> float:
+    """Send -> last byte in, for a frame that starts on a full tbf bucket: the packets the bucket
+    covers leave at once, every later byte at the rate."""
+    return max(0, frame_bytes - min(bucket, first_packet)) * 8 / rate_bps
+
+
+def predict_frames(
+    payloads: list[int], transport: Transport, link: Link, calibrated_bps: float | None = None
+) -> tuple[FramePrediction, ...]:
+    """Packets and transfer times of application frames of ``payloads`` bytes over ``link``'s uplink."""
+    out = []
+    for i, s in enumerate(payloads):
+        pk = packetize(s, transport)
+        first = pk.sizes[0][0] + ETH_HEADER
+        out.append(
+            FramePrediction(
+                id=i,
+                payload=s,
+                packets=pk.count,
+                sizes=pk.sizes,
+                ip_bytes=pk.ip_bytes,
+                frame_bytes=pk.frame_bytes,
+                wire_bytes=pk.wire_bytes,
+                transfer_s=transfer_time(pk.frame_bytes, first, link.uplink, link.bucket),
+                transfer_s_calibrated=(
+                    transfer_time(pk.frame_bytes, first, calibrated_bps, link.bucket)
+                    if calibrated_bps
+                    else None
+                ),
+            )
+        )
+    return tuple(out)
+
+
+# ----------------------------------------------------------------------------------------------
+# result
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One bulk TCP transfer over the shaped uplink, timed at the receiver."""
+
+    bytes: int
+    seconds: float
+    link_rate_set_bps: float
+    link_rate_measured_bps: float  # Ethernet frame bytes after the first packet / the time they took
+    goodput_measured_bps: float
+    goodput_predicted_bps: float
+
+    @property
+    def goodput_error(self) -> float:
+        return self.goodput_measured_bps / self.goodput_predicted_bps - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """Application timestamps of one frame (CLOCK_MONOTONIC ns, shared by every namespace)."""
+
+    id: int
+    len: int
+    send_ns: int
+    first_ns: int
+    done_ns: int
+    answer_ns: int | None = None
+
+    @property
+    def transfer_s(self) -> float:
+        return (self.done_ns - self.send_ns) / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FrameTiming:
+        return cls(
+            int(d["id"]),
+            int(d["len"]),
+            int(d["send_ns"]),
+            int(d["first_ns"]),
+            int(d["done_ns"]),
+            d.get("answer_ns"),
+        )
+
+
+@dataclass
+class Outcome:
+    """What a scenario's traffic measured, and why it stopped early if it did."""
+
+    frames: list[FrameTiming] = field(default_factory=list)
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    """A run: what was predicted, captured and measured, with the comparison (versioned JSON)."""
+
+    scenario: str
+    config: dict[str, Any]
+    artifacts: Artifacts
+    prediction: Prediction
+    calibration: Calibration | None
+    capture: CaptureStats | None
+    frames: list[FrameTiming]
+    comparison: Any  # pktchar.testbed.compare.Comparison | None
+    environment: dict[str, Any]
+    source: str = ""  # what the payloads are
+    error: str | None = None
+    interrupted: bool = False
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pcap(self) -> Path:
+        return self.artifacts.pcap
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": RESULT_KIND,
+            "version": SCHEMA_VERSION,
+            "scenario": self.scenario,
+            "config": self.config,
+            "source": self.source,
+            "files": {
+                "pcap": str(self.artifacts.pcap),
+                "prediction": str(self.artifacts.prediction),
+                "result": str(self.artifacts.result),
+            },
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "capture": {**asdict(self.capture), "complete": self.capture.complete} if self.capture else None,
+            "comparison": self.comparison.to_dict() if self.comparison is not None else None,
+            "frames": [f.to_dict() for f in self.frames],
+            "environment": self.environment,
+            "error": self.error,
+            "interrupted": self.interrupted,
+            "notes": self.notes,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    def save(self) -> Path:
+        self.artifacts.result.write_text(json.dumps(self.to_dict(), indent=2, default=str))
+        return self.artifacts.result
+
+
+def load_frames(result_path: Path) -> list[dict[str, Any]] | None:
+    """The application timings a result file holds (any version), or None."""
+    try:
+        d = json.loads(result_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    frames = d.get("frames") if isinstance(d, dict) else None
+    return frames if isinstance(frames, list) else None
+
+
+# ----------------------------------------------------------------------------------------------
+# the contract a scenario fulfils
+
+
+class Scenario(Protocol):
+    """A kind of traffic. The core calls, in order: ``prepare``, ``predict``, ``start``, ``traffic``,
+    ``finish`` (always, also after an error), then compares ``prediction.flows`` with the capture.
+    ``traffic`` records into the ``outcome`` it is given as it goes, so what was measured before
+    Ctrl-C or a lost peer is kept."""
+
+    name: str
+    endpoints: list[str]  # the last one is the edge: tbf on its egress is the downlink
+    link: Link
+    capture_on: str  # the endpoint whose interface is captured
+    calibration: tuple[str, str] | None  # (from, to) endpoints of the calibration transfer, or None
+
+    def config(self) -> dict[str, Any]: ...
+
+    def prepare(self) -> str: ...  # heavy work before namespaces; returns what the payloads are
+
+    def predict(self, topo: Topology, calibration: Calibration | None) -> Prediction: ...
+
+    def start(self, topo: Topology, work: Path) -> None: ...
+
+    def traffic(self, topo: Topology, work: Path, outcome: Outcome, progress: Progress | None) -> None: ...
+
+    def finish(self, topo: Topology) -> None: ...
+
+
+# ----------------------------------------------------------------------------------------------
+# the orchestration every scenario shares
+
+
+def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Calibration:
+    """One bulk TCP frame (a quarter second at the rate, 256 kB to 32 MB) from ``src`` to ``dst``,
+    timed at the receiver from its first to its last byte."""
+    size = int(min(32e6, max(256e3, link.uplink / 8 * 0.25)))
+    (work / "calib.bin").write_bytes(os.urandom(min(size, 1 << 20)))
+    (work / "calib.json").write_text(json.dumps([size]))
+    recv = topo.popen(
+        dst,
+        endpoint_cmd("recv", "--port", str(CALIBRATION_PORT), "--proto", "tcp"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert recv.stdout is not None
+        wait_line(recv, recv.stdout, "READY", 30)
+        send = topo.popen(
+            src,
+            endpoint_cmd(
+                "send",
+                "--host",
+                topo.eps[dst].ip,
+                "--port",
+                str(CALIBRATION_PORT),
+                "--proto",
+                "tcp",
+                "--payload",
+                str(work / "calib.bin"),
+                "--sizes",
+                str(work / "calib.json"),
+                "--mtu",
+                str(link.mtu),
+                "--calibration",
+                "--split",
+                "65535",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            out, err = send.communicate(timeout=60 + size * 8 / link.uplink * 4)
+        except subprocess.TimeoutExpired:
+            send.kill()
+            raise TestbedError("calibration transfer did not finish in time") from None
+    finally:
+        recv.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            recv.wait(timeout=5)
+    lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
+    if send.returncode != 0 or not lines or "error" in lines[-1]:
+        detail = lines[-1].get("error") if lines else (err.strip() or f"exit {send.returncode}")
+        raise TestbedError(f"calibration transfer failed: {detail}")
+    r = lines[-1]
+    t = Transport("tcp", link.mtu)
+    pk = packetize(size, t)
+    span = (r["done_ns"] - r["first_ns"]) / 1e9
+    moved = pk.frame_bytes - (t.mtu + ETH_HEADER)  # the span starts when the first packet is in
+    app = size + t.app_header - t.max_chunk
+    return Calibration(
+        bytes=size,
+        seconds=span,
+        link_rate_set_bps=link.uplink,
+        link_rate_measured_bps=moved * 8 / span,
+        goodput_measured_bps=app * 8 / span,
+        goodput_predicted_bps=app * 8 / (moved * 8 / link.uplink),
+    )
+
+
+def environment(topo: Topology) -> dict[str, Any]:
+    """Kernel, qdiscs, offloads and tool versions: what a reader needs to trust the numbers."""
+
+    def version(cmd: list[str]) -> str:
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=5)
+            return (r.stdout or r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "unknown"
+
+    from .. import __version__
+
+    tools = {
+        "pktchar": __version__,
+        "python": platform.python_version(),
+        "tcpdump": version(["tcpdump", "--version"]),
+        "iproute2": version(["ip", "-V"]),
+        "ethtool": version(["ethtool", "--version"]),
+    }
+    if "torch" in sys.modules:  # say which torch made the payloads, without importing it here
+        tools["torch"] = sys.modules["torch"].__version__
+    env: dict[str, Any] = {
+        "kernel": platform.release(),
+        "netem": topo.netem,
+        "qdisc": topo.settings.get("qdisc", {}),
+        "offloads": topo.settings.get("offloads", {}),
+        "tcp_slow_start_after_idle": 0,
+        "tools": tools,
+    }
+    with contextlib.suppress(TestbedError):
+        env["qdisc_stats"] = topo.qdisc_stats()
+    return env
+
+
+def run(
+    scenario: Scenario,
+    pcap: Path,
+    *,
+    calibrate_link: bool = True,
+    capture: str = "tcpdump",
+    snaplen: int | None = None,
+    progress: Progress | None = None,
+) -> Result:
+    """Run ``scenario`` end to end. The prediction is written before any traffic; the result is
+    written at the end, also when a peer is lost or the run is interrupted (then KeyboardInterrupt is
+    raised again after the files are safe)."""
+    require_root()
+    artifacts = Artifacts(Path(pcap))
+    artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
+    source = scenario.prepare()
+    interrupted = False
+    calibration: Calibration | None = None
+    stats: CaptureStats | None = None
+    env: dict[str, Any] = {}
+    outcome = Outcome()
+    prediction: Prediction | None = None
+    with (
+        tempfile.TemporaryDirectory(prefix="pktchar-") as tmp,
+        Topology(scenario.endpoints, scenario.link) as topo,
+    ):
+        work = Path(tmp)
+        os.chmod(work, 0o755)  # endpoint processes read their payload files from here
+        cap: Capture | None = None
+        try:
+            if calibrate_link and scenario.calibration:
+                calibration = calibrate(topo, *scenario.calibration, scenario.link, work)
+            prediction = scenario.predict(topo, calibration)
+            prediction.save(artifacts.prediction)
+            scenario.start(topo, work)
+            cap = Capture(
+                topo, scenario.capture_on, artifacts.pcap, **({"snaplen": snaplen} if snaplen else {})
+            )
+            cap.start()
+            scenario.traffic(topo, work, outcome, progress)
+        except KeyboardInterrupt:
+            interrupted, outcome.error = True, "interrupted"
+        finally:
+            with contextlib.suppress(Exception):
+                scenario.finish(topo)
+            if cap is not None:
+                try:
+                    stats = cap.stop()
+                except KeyboardInterrupt:
+                    interrupted, outcome.error = True, "interrupted"
+            env = environment(topo)
+    frames, error = outcome.frames, outcome.error
+    if prediction is None:  # stopped before the prediction existed: nothing was sent or captured
+        if interrupted:
+            raise KeyboardInterrupt
+        raise TestbedError(error or "the run stopped before its prediction was made")
+    result = Result(
+        scenario.name,
+        scenario.config(),
+        artifacts,
+        prediction,
+        calibration,
+        stats,
+        frames,
+        None,
+        env,
+        source,
+        error,
+        interrupted,
+        extra=outcome.extra,
+    )
+    _compare_into(result)
+    result.save()
+    if interrupted:
+        raise Interrupted(result)
+    return result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during a run: the files are written; ``result`` holds what was measured."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__("interrupted")
+        self.result = result
+
+
+def _compare_into(result: Result) -> None:
+    """Set each flow's capture beside its prediction (only the frames measured, when a run stopped early)."""
+    from .compare import compare
+
+    if not result.frames or result.capture is None:
+        return
+    flow = result.prediction.flow()
+    pred = flow.compare_input()
+    if len(result.frames) < len(flow.frames):
+        pred["frames"] = pred["frames"][: len(result.frames)]
+        result.notes.append(f"compared the {len(result.frames)} frames measured before the run stopped")
+    try:
+        result.comparison = compare(result.artifacts.pcap, pred, [f.to_dict() for f in result.frames])
+    except PktcharError as e:
+        result.notes.append(f"compare failed: {e}")
+
+
+def wait_done(proc: subprocess.Popen[str], timeout: float) -> None:
+    """Wait for ``proc``; terminate it if it does not end in ``timeout`` seconds."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=5)
+
+
+def read_frames(
+    proc: subprocess.Popen[str], total: int, budget_s: float, out: Outcome, progress: Progress | None = None
+) -> None:
+    """Collect a sender's JSON lines (one a frame, or an ``error`` line) into ``out`` within ``budget_s``."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + budget_s
+    for line in proc.stdout:
+        if not line.startswith("{"):
+            continue
+        d = json.loads(line)
+        if "error" in d:
+            out.error = d["error"]
+            break
+        out.frames.append(FrameTiming.from_dict(d))
+        if progress:
+            progress(len(out.frames), total)
+        if time.monotonic() > deadline:
+            out.error = f"the run did not finish within {budget_s:.0f} s"
+            break
+    wait_done(proc, 10)
+    if out.error is None and proc.returncode not in (0, None):
+        err = proc.stderr.read() if proc.stderr else ""
+        out.error = f"sender exited {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
+
+
+def compare_capture(pcap: Path, prediction: Path | None = None) -> Any:
+    """Compare a capture with the prediction beside it (or ``prediction``) and the application
+    timings of the result file beside it; without a prediction, the busiest flow as one transfer."""
+    from .compare import compare
+
+    artifacts = Artifacts(Path(pcap))
+    path = prediction or artifacts.prediction
+    pred = Prediction.load(path) if (prediction or path.exists()) else None
+    if pred is None:
+        c = compare(pcap, None, None)
+        c.notes.append("no prediction: the busiest flow is analysed as one transfer")
+        return c
+    frames = load_frames(artifacts.result) if artifacts.result.exists() else None
+    flow = pred.flow().compare_input()
+    if frames is not None and 0 < len(frames) < len(flow["frames"]):
+        flow["frames"] = flow["frames"][: len(frames)]
+    return compare(pcap, flow, frames)
