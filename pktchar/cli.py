@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -207,20 +206,12 @@ ImagesOpt = Annotated[
 ]
 
 
-def _show(tables: list[Any], fmt: str, out: Path | None, lines: list[str] | tuple[str, ...] = ()) -> None:
-    """Tables on the terminal (rich, SI units) or rendered as md/csv/tex text to stdout or ``out``."""
+def _present(output: Any, fmt: str, out: Path | None = None) -> None:
+    """A command's ``views.Output``: rich tables on a terminal, or md/csv/tex/json text to stdout or ``out``."""
     if fmt == "table" and out is None:
-        from .render import to_rich
-
-        console = _console()
-        for t in tables:
-            console.print(to_rich(t))
-        for line in lines:
-            console.print(line, highlight=False)
+        output.print(_console())
         return
-    from .render import render
-
-    _emit("\n".join(render(t, fmt) for t in tables), out)
+    _emit(output.text(fmt), out)
 
 
 @app.command("models")
@@ -232,44 +223,11 @@ def models_cmd(
     """List every model pktchar knows, with parameter counts (torchvision's and models/)."""
     from rich.progress import track
 
-    from . import zoo
-    from .render import Column, Table, render
+    from . import views, zoo
 
-    reg = zoo.registry()
-    names = sorted(n for n in reg if contains is None or contains.lower() in n.lower())
-    if not names:
-        _fail(f"no model name contains {contains!r}")
-    rows = []
-    for n in track(names, description="building on meta", transient=True, disable=not sys.stderr.isatty()):
-        spec = reg[n]
-        m = zoo.build(spec, device="meta")
-        params = sum(p.numel() for p in {id(p): p for p in m.parameters()}.values())
-        rows.append(
-            {
-                "name": n,
-                "source": spec.source,
-                "params": params,
-                "default_res": spec.default_res,
-                "description": spec.description,
-            }
-        )
-    if fmt == Fmt.json:
-        _emit(json.dumps(rows, indent=2), None)
-        return
-    cols = [
-        Column("name", "model"),
-        Column("params", "params", "int"),
-        Column("default_res", "native res", "int"),
-        Column("source", "source"),
-        Column("description", "description"),
-    ]
-    table = Table(f"{len(rows)} models", cols, rows)
-    if fmt == Fmt.table:
-        from .render import to_rich
-
-        _console().print(to_rich(table))
-    else:
-        _emit(render(table, fmt.value), None)
+    rows = zoo.describe(contains, progress=lambda xs: track(xs, description="building on meta", transient=True,
+                                                            disable=not sys.stderr.isatty()))  # fmt: skip
+    _present(views.models_output(rows), fmt.value)
 
 
 @app.command("profile")
@@ -322,108 +280,27 @@ def profile_cmd(
     from . import views
     from .codec import Coding
     from .profiler import profile
-    from .render import render
+    from .qos import requirements
     from .units import parse_rate
 
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
     transport = _transport(proto, mtu, ipv6, app_header)
-    p = profile(
-        model,
-        res,
-        dtype=dtype,
-        batch=batch,
-        in_channels=in_channels,
-        num_classes=num_classes,
-        weights=str(weights) if weights else None,
-    )
-    chosen = p.split(split) if split else None
-    measured = _measure_all([model], coder, p.dtype, measure_res, weights, images, num_classes)
-    coding = Coding(dtype=p.dtype, compression=compression, measured=measured.get(model))
-    if chosen is not None:
-        _show_flow(p, chosen, coding, transport, lat, fps, link_bps, fmt, out)
-        return
-    coded = coding if (compression is not None or coder is not None) else None
-    if fmt == Fmt.json:
-        d = p.to_dict()
-        if coded is not None:
-            d["coding"] = coding.describe()
-            for sd, sp in zip(d["splits"], p.splits, strict=True):
-                sd["coded_bytes"] = coding.split_bytes(sp)
-        if only == Only.layers:
-            d.pop("splits")
-        elif only == Only.splits:
-            d.pop("layers")
-        _emit(json.dumps(d, indent=2), out)
-        return
-    tables = []
-    if only in (Only.all, Only.layers):
-        tables.append(views.layers_table(p))
-    if only in (Only.all, Only.splits):
-        tables.append(views.splits_table(p, coded))
-    if fmt == Fmt.table and out is None:
-        _show(tables, "table", None, views.summary_lines(p))
-        return
-    parts = []
-    if fmt == Fmt.md:
-        parts.append(
-            f"## {views.profile_title(p)}\n\n" + "\n".join(f"- {x}" for x in views.summary_lines(p)) + "\n"
-        )
-    for t in tables:
-        text = render(t, fmt.value)
-        parts.append(f"# {t.title}\n{text}" if fmt == Fmt.csv and len(tables) > 1 else text)
-    _emit("\n".join(parts), out)
-
-
-def _show_flow(
-    p: Any,
-    split: Any,
-    coding: Any,
-    transport: Any,
-    latency: float | None,
-    fps: float | None,
-    link: float | None,
-    fmt: Fmt,
-    out: Path | None,
-) -> None:
-    from . import views
-    from .qos import requirements
-    from .render import Column, Table
-
-    payload = coding.split_bytes(split)
-    if latency is None and fps is None:
+    if split and lat is None and fps is None:
         raise PktcharError("--split needs a budget: --fps 30 and/or --latency 10ms")
-    req = requirements(payload, latency=latency, fps=fps, transport=transport, link=link)
-    cut = Table(
-        f"Cut set after {split.after} ({views.profile_title(p)})",
-        (
-            Column("producer", "produced by"),
-            Column("shape", "shape", "shape"),
-            Column("bytes", "raw", "bytes"),
-        ),
-        [{"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors],
-        caption=f"coded: {coding.describe()} -> {payload:,} B a frame",
-    )
-    tables = [cut, views.requirements_table(req, f"Flow after {split.after}"), views.fiveqi_table(req)]
-    if fmt == Fmt.json:
-        d = {
-            "model": p.model,
-            "input_shape": list(p.input_shape),
-            "dtype": p.dtype,
-            "split": split.after,
-            "raw_bytes": split.bytes,
-            "coded_bytes": payload,
-            "coding": coding.describe(),
-            "tensors": [
-                {"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors
-            ],
-            "device_macs": split.device_macs,
-            "device_params": split.device_params,
-            "requirements": req.to_dict(),
-        }
-        _emit(json.dumps(d, indent=2), out)
+    p = profile(model, res, dtype=dtype, batch=batch, in_channels=in_channels, num_classes=num_classes,
+                weights=str(weights) if weights else None)  # fmt: skip
+    chosen = p.split(split) if split else None
+    measured = _measure_all([model], coder, p.dtype, measure_res, weights, images, num_classes).get(model)
+    coding = Coding(dtype=p.dtype, compression=compression, measured=measured)
+    if chosen is not None:
+        req = requirements(
+            coding.split_bytes(chosen), latency=lat, fps=fps, transport=transport, link=link_bps
+        )
+        _present(views.flow_output(p, chosen, coding, req), fmt.value, out)
     else:
-        _show(tables, fmt.value, out)
+        coded = coding if (compression is not None or coder is not None) else None
+        _present(views.profile_output(p, coded, only.value), fmt.value, out)
 
 
 @app.command("table")
@@ -455,7 +332,6 @@ def table_cmd(
     --fps, the 5QIs that fit; the paper's own cells are compared with the exact ranges."""
     from . import views
     from .dtypes import check_dtype
-    from .render import render
     from .resolution import parse_resolutions
     from .table import packet_table
 
@@ -476,14 +352,7 @@ def table_cmd(
         fps=fps,
         progress=_progress("profiling"),
     )
-    comparison = views.paper_comparison(pt)
-    if fmt == TableFmt.json:
-        _emit(json.dumps(pt.to_dict(), indent=2), out)
-        return
-    if fmt == TableFmt.csv:
-        _emit(render(views.packet_long(pt), "csv"), out)
-        return
-    _show([views.packet_grid(pt)] + ([comparison] if comparison else []), fmt.value, out)
+    _present(views.packet_table_output(pt), fmt.value, out)
 
 
 @app.command("qos")
@@ -515,10 +384,7 @@ def qos_cmd(
         transport=_transport(proto, mtu, ipv6, app_header),
         link=parse_rate(link) if link else None,
     )
-    if fmt == TableFmt.json:
-        _emit(json.dumps(req.to_dict(), indent=2), None)
-        return
-    _show([views.requirements_table(req), views.fiveqi_table(req)], fmt.value, None)
+    _present(views.qos_output(req), fmt.value)
 
 
 @app.command("report")
@@ -714,10 +580,7 @@ def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | N
         from .run_report import write_comparison
 
         write_comparison(result.comparison, report, force=True, extra=views.run_extra(result))
-    if fmt == Fmt.json:
-        _emit(json.dumps(result.to_dict(), indent=2, default=str), None)
-    else:
-        _show(views.run_tables(result), "table", None, views.run_lines(result))
+    _present(views.run_output(result), "json" if fmt == Fmt.json else "table")
     for line in views.files_lines(result) + (
         [f"wrote {report}/report.md"] if report and result.comparison else []
     ):
@@ -757,13 +620,7 @@ def compare_cmd(
 
         write_comparison(c, out, force=force)
         print(f"wrote {out}/report.md, report.tex, report.json and figures/", file=sys.stderr)
-    tables = [views.comparison_table(c), views.histogram_table(c), views.frames_table(c)]
-    if fmt == TableFmt.json:
-        _emit(json.dumps(c.to_dict(), indent=2, default=str), None)
-    else:  # the terminal gets the summary; the per-frame table goes to md/csv/tex and json
-        _show(
-            tables[:2] if fmt == TableFmt.table else tables, fmt.value, None, [f"note: {n}" for n in c.notes]
-        )
+    _present(views.compare_output(c), fmt.value)
 
 
 def main() -> None:

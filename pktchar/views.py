@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from .render import Column, Table
+from .render import Column, Table, render, to_rich
 
 if TYPE_CHECKING:  # views stay light: a command that needs no model never imports torch
     from .codec import Coding
-    from .profiler import Profile
+    from .profiler import Profile, Split
     from .qos import Requirements
     from .table import Cell, PacketTable
     from .testbed.capture import CaptureStats
     from .testbed.compare import Comparison
     from .testbed.scenario import Calibration, Result
+
+
+@dataclass
+class Output:
+    """What a command shows, in every format: tables (terminal, md, csv, tex), lines said beside them,
+    and the JSON document. ``per_format`` replaces the tables for one format (e.g. the long CSV)."""
+
+    tables: list[Table]
+    data: Any
+    lines: list[str] = field(default_factory=list)
+    title: str | None = None  # a markdown heading above the lines
+    per_format: dict[str, list[Table]] = field(default_factory=dict)
+
+    def text(self, fmt: str) -> str:
+        """The output as md, csv, tex or json text."""
+        import json
+
+        if fmt == "json":
+            return json.dumps(self.data, indent=2, default=str)
+        tables = self.per_format.get(fmt, self.tables)
+        parts = []
+        if fmt == "md" and (self.title or self.lines):
+            head = f"## {self.title}\n\n" if self.title else ""
+            parts.append(head + "\n".join(f"- {x}" for x in self.lines) + "\n")
+        for t in tables:
+            body = render(t, fmt)
+            parts.append(f"# {t.title}\n{body}" if fmt == "csv" and len(tables) > 1 else body)
+        return "\n".join(parts)
+
+    def print(self, console: Any) -> None:
+        """The output on a terminal: rich tables in SI units, then the lines."""
+        for t in self.per_format.get("table", self.tables):
+            console.print(to_rich(t))
+        for line in self.lines:
+            console.print(line, highlight=False)
+
 
 LAYER_COLUMNS = (
     Column("index", "#", "int"),
@@ -382,3 +419,88 @@ def run_extra(r: Result) -> dict[str, object]:
     if r.capture:
         out["capture"] = capture_line(r.capture, r.pcap).removeprefix("capture: ")
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# One Output a command
+
+
+def models_output(rows: list[dict[str, Any]]) -> Output:
+    cols = [
+        Column("name", "model"),
+        Column("params", "params", "int"),
+        Column("default_res", "native res", "int"),
+        Column("source", "source"),
+        Column("description", "description"),
+    ]
+    return Output([Table(f"{len(rows)} models", cols, rows)], rows)
+
+
+def profile_output(p: Profile, coding: Coding | None, only: str = "all") -> Output:
+    """Layers and/or split points of a profile; ``coding`` adds the coded payload of each split."""
+    d = p.to_dict()
+    if coding is not None:
+        d["coding"] = coding.describe()
+        for sd, sp in zip(d["splits"], p.splits, strict=True):
+            sd["coded_bytes"] = coding.split_bytes(sp)
+    tables = []
+    if only in ("all", "layers"):
+        tables.append(layers_table(p))
+    else:
+        d.pop("layers")
+    if only in ("all", "splits"):
+        tables.append(splits_table(p, coding))
+    else:
+        d.pop("splits")
+    return Output(tables, d, summary_lines(p), title=profile_title(p))
+
+
+def flow_output(p: Profile, split: Split, coding: Coding, req: Requirements) -> Output:
+    """One split point as a network flow: its cut set, packets and rate, and the 5QIs against it."""
+    payload = req.payload
+    tensors = [{"producer": t.producer, "shape": list(t.shape), "bytes": t.bytes} for t in split.tensors]
+    cut = Table(
+        f"Cut set after {split.after} ({profile_title(p)})",
+        (
+            Column("producer", "produced by"),
+            Column("shape", "shape", "shape"),
+            Column("bytes", "raw", "bytes"),
+        ),
+        tensors,
+        caption=f"coded: {coding.describe()} -> {payload:,} B a frame",
+    )
+    data = {
+        "model": p.model,
+        "input_shape": list(p.input_shape),
+        "dtype": p.dtype,
+        "split": split.after,
+        "raw_bytes": split.bytes,
+        "coded_bytes": payload,
+        "coding": coding.describe(),
+        "tensors": tensors,
+        "device_macs": split.device_macs,
+        "device_params": split.device_params,
+        "requirements": req.to_dict(),
+    }
+    return Output([cut, requirements_table(req, f"Flow after {split.after}"), fiveqi_table(req)], data)
+
+
+def qos_output(req: Requirements) -> Output:
+    return Output([requirements_table(req), fiveqi_table(req)], req.to_dict())
+
+
+def packet_table_output(pt: PacketTable) -> Output:
+    """The packet-size table: the grid (and the paper's cells beside it); CSV gets one long table."""
+    comparison = paper_comparison(pt)
+    tables = [packet_grid(pt)] + ([comparison] if comparison else [])
+    return Output(tables, pt.to_dict(), per_format={"csv": [packet_long(pt)]})
+
+
+def compare_output(c: Comparison) -> Output:
+    """A capture against its prediction; the terminal gets the summary, files get the frames too."""
+    tables = [comparison_table(c), histogram_table(c), frames_table(c)]
+    return Output(tables, c.to_dict(), [f"note: {n}" for n in c.notes], per_format={"table": tables[:2]})
+
+
+def run_output(r: Result) -> Output:
+    return Output(run_tables(r), r.to_dict(), run_lines(r))

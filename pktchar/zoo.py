@@ -22,7 +22,7 @@ import io
 import pkgutil
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -96,6 +96,25 @@ def registry() -> dict[str, ModelSpec]:
 
 def model_names() -> list[str]:
     return sorted(registry())
+
+
+def describe(
+    contains: str | None = None, progress: Callable[[list[str]], Iterable[str]] | None = None
+) -> list[dict[str, object]]:
+    """Every model whose name contains ``contains``: source, parameter count (built on meta), native
+    resolution and description."""
+    reg = registry()
+    names = sorted(n for n in reg if contains is None or contains.lower() in n.lower())
+    if not names:
+        raise PktcharError(f"no model name contains {contains!r}: `pktchar models` lists them all")
+    rows: list[dict[str, object]] = []
+    for n in progress(names) if progress else names:
+        spec = reg[n]
+        m = build(spec, device="meta")
+        params = sum(p.numel() for p in {id(p): p for p in m.parameters()}.values())
+        rows.append({"name": n, "source": spec.source, "params": params, "default_res": spec.default_res,
+                     "description": spec.description})  # fmt: skip
+    return rows
 
 
 def _user_spec(ref: str) -> ModelSpec:
