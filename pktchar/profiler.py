@@ -256,6 +256,7 @@ class _Node:
     params: int = 0
     flops: int = 0
     dynamic: bool = False
+    param_ids: list[int] = field(default_factory=list)  # parameters read, credited at commit
 
 
 _INPLACE_DUNDERS = {
@@ -366,12 +367,19 @@ class _Tracer:
                 if vid not in node.inputs:
                     node.inputs.append(vid)
                 dynamic = dynamic or self.values[vid].dynamic
-            elif id(t) in self.param_numel and id(t) not in self.attributed:
-                self.attributed.add(id(t))
-                node.params += self.param_numel[id(t)]
+            elif id(t) in self.param_numel and id(t) not in node.param_ids:
+                node.param_ids.append(id(t))
         return dynamic
 
     def commit(self, node: _Node, outputs: list[torch.Tensor], dynamic: bool) -> None:
+        """Add ``node`` to the graph; it is credited with the parameters it read that no earlier node was.
+
+        Parameters are credited here, not when they are read, so a call that is then dropped (a
+        ``size()`` or ``dim()`` query returns no tensor) leaves them for the node that uses them."""
+        for pid in node.param_ids:
+            if pid not in self.attributed:
+                self.attributed.add(pid)
+                node.params += self.param_numel[pid]
         index = len(self.nodes)
         self.nodes.append(node)
         for vid in node.inputs:
@@ -391,9 +399,8 @@ class _Tracer:
                     node = _Node(self.unique(name or type(module).__name__), type(module).__name__, "module")
                     node.dynamic = self.consume(node, (args, kwargs))
                     for p in self.param_of_module[id(module)]:
-                        if id(p) not in self.attributed:
-                            self.attributed.add(id(p))
-                            node.params += p.numel()
+                        if id(p) not in node.param_ids:
+                            node.param_ids.append(id(p))
                     self.current = node
                     if type(module) not in _KNOWN_LEAVES:
                         self.start_counting()
