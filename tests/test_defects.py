@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 from torch import nn
 
 import pktchar
+from pktchar.codec import Coding, quantize
+from pktchar.table import packet_table
+
+from conftest import run_cli
 
 # ----------------------------------------------------------------------------------------------
 # 1. A parameter first read through a non-tensor op (size()) was credited to that op, which is
@@ -48,3 +55,80 @@ def test_parameter_read_only_by_size_is_unused():
     p = pktchar.profile(OnlySize(), (2, 2))
     assert p.params == 20 and p.unused_params == 20 and p.splits[-1].device_params == 0
     assert p.splits[-1].shapes == [(1, 5)]
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. One figure for the bytes a quantised split sends.
+#
+# ResNet-50 at 224, after layer1.0.conv2, two tensors cross the cut: conv2's output and the
+# stem's maxpool output, which the block's downsample branch (the residual) reads after the cut.
+# Each is 1x64x56x56 = 200,704 elements. At int8 each sends 200,704 B of values plus an fp32
+# scale and an int32 zero point (8 B): 200,712 B; the split sends 2 x 200,712 = 401,424 B, of
+# which 2 x 200,704 = 401,408 B are values. At fp32: 2 x 200,704 x 4 = 1,605,632 B, no extra.
+
+INT8_SENT, INT8_VALUES = 401_424, 401_408
+
+
+@pytest.fixture(scope="module")
+def r50_int8():
+    return pktchar.profile("resnet50", "224", dtype="int8")
+
+
+def test_int8_split_bytes_are_one_figure(r50_int8):
+    s = r50_int8.split("layer1.0.conv2")
+    assert sorted(t.producer for t in s.tensors) == ["layer1.0.conv2", "maxpool"]
+    assert all(t.elements == 200_704 and t.bytes == 200_712 and t.tensor_bytes == 200_704 for t in s.tensors)
+    assert (s.bytes, s.tensor_bytes) == (INT8_SENT, INT8_VALUES)
+    assert Coding("int8").split_bytes(s) == INT8_SENT
+    assert Coding("int8", compression=0.5).split_bytes(s) == INT8_SENT // 2
+    d = next(x for x in r50_int8.to_dict()["splits"] if x["after"] == "layer1.0.conv2")
+    assert (d["bytes"], d["tensor_bytes"]) == (INT8_SENT, INT8_VALUES)
+    assert [t["bytes"] for t in d["tensors"]] == [200_712, 200_712]
+    fp32 = pktchar.profile("resnet50", "224").split("layer1.0.conv2")
+    assert fp32.bytes == fp32.tensor_bytes == Coding("fp32").split_bytes(fp32) == 1_605_632
+
+
+def test_int8_sent_bytes_are_what_quantize_writes():
+    t = torch.randn(1, 64, 56, 56)
+    assert len(quantize(t, "int8")) == 200_712  # the bytes a replay sends for one cut tensor
+    assert len(quantize(t, "int4")) == 100_352 + 8
+
+
+def test_int8_table_uses_the_split_bytes(r50_int8):
+    cell = packet_table(["resnet50"], ["224"], dtype="int8", profiles={("resnet50", "224"): r50_int8}).cell(
+        "resnet50", "224"
+    )
+    assert cell.min_bytes == min(s.bytes for s in r50_int8.splits)
+    assert cell.max_bytes == max(s.bytes for s in r50_int8.splits)
+    # smallest: the 1000 logits, 1000 B + 8 B. Largest: after layer1.0.downsample.0 the block's
+    # bn3 output and the downsample conv's output cross, each 1x256x56x56 = 802,816 values + 8 B
+    assert (cell.min_bytes, cell.min_split) == (1000 + 8, "fc")
+    assert (cell.max_bytes, cell.max_split) == (2 * (802_816 + 8), "layer1.0.downsample.0")
+
+
+def test_int8_flow_json_through_the_cli():
+    r = run_cli(
+        "profile",
+        "resnet50",
+        "--dtype",
+        "int8",
+        "--split",
+        "layer1.0.conv2",
+        "--fps",
+        "30",
+        "--format",
+        "json",
+    )
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["raw_bytes"] == d["coded_bytes"] == d["requirements"]["payload"] == INT8_SENT
+    assert sum(t["bytes"] for t in d["tensors"]) == INT8_SENT
+
+
+def test_int8_replay_frames_are_the_split_bytes():
+    from pktchar.testbed.replay import ReplayConfig, payloads
+
+    # at the measure resolution the frames are the real quantised tensors, sized as predicted
+    sizes, data, _, p = payloads(ReplayConfig("resnet50", "layer1.0.conv2", dtype="int8", frames=1))
+    assert sizes == [INT8_SENT] and len(data) == INT8_SENT
+    assert p.split("layer1.0.conv2").bytes == INT8_SENT
