@@ -132,3 +132,59 @@ def test_int8_replay_frames_are_the_split_bytes():
     sizes, data, _, p = payloads(ReplayConfig("resnet50", "layer1.0.conv2", dtype="int8", frames=1))
     assert sizes == [INT8_SENT] and len(data) == INT8_SENT
     assert p.split("layer1.0.conv2").bytes == INT8_SENT
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Messages: one line, the cause and an example, no traceback.
+
+
+def _one_line_error(*args: str) -> str:
+    r = run_cli(*args)
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("pktchar: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("link", ["0", "0mbit", "-5mbit"])
+def test_rate_must_be_positive(link):
+    line = _one_line_error("qos", "--payload", "100kB", "--fps", "30", "--link", link)
+    assert line == f"pktchar: error: a rate must be positive, got {link!r} (e.g. 100mbit, 1gbit, 80Mbit/s)"
+
+
+def test_rate_without_unit():
+    line = _one_line_error("qos", "--payload", "100kB", "--fps", "30", "--link", "100")
+    assert "'100' has no unit" in line and "e.g. 100mbit" in line
+
+
+@pytest.mark.parametrize("latency", ["0", "0ms", "-10ms"])
+def test_latency_must_be_positive(latency):
+    line = _one_line_error("qos", "--payload", "100kB", "--latency", latency)
+    assert line == f"pktchar: error: a latency must be positive, got {latency!r} (e.g. 10ms, 0.5s, 250us)"
+
+
+def test_malformed_size_gives_an_example():
+    line = _one_line_error("qos", "--payload", "abc", "--fps", "30")
+    assert line == (
+        "pktchar: error: malformed size 'abc': expected a number of bytes with an optional unit, "
+        "e.g. 270kB, 1.5MB, 1000"
+    )
+
+
+def test_factory_file_with_a_syntax_error(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\n\ndef make(:\n    pass\n")  # line 3
+    line = _one_line_error("profile", f"{bad}:make", "--res", "224")
+    assert line == f"pktchar: error: {bad} line 3: SyntaxError: invalid syntax"
+    assert "frozen" not in line and "importlib" not in line
+
+
+def test_factory_file_raising_while_imported(tmp_path):
+    f = tmp_path / "raises.py"
+    # line 3 calls into the json module, which raises from its own source (decoder.py)
+    f.write_text('import json\n\nCONFIG = json.loads("{")\n\ndef make():\n    pass\n')
+    line = _one_line_error("profile", f"{f}:make", "--res", "224")
+    assert line.startswith(f"pktchar: error: {f} line 3: JSONDecodeError: Expecting property name")
+    assert "decoder.py" not in line

@@ -284,7 +284,7 @@ def test_user_factory_file(tmp_path):
         pktchar.profile(f"{f}:tinny")
     bad = tmp_path / "broken.py"
     bad.write_text("import not_a_module_anywhere\n")
-    with pytest.raises(PktcharError, match="could not import .*ModuleNotFoundError"):
+    with pytest.raises(PktcharError, match=r"broken\.py line 1: ModuleNotFoundError"):
         pktchar.profile(f"{bad}:x")
 
 
