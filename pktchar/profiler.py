@@ -146,9 +146,13 @@ class Profile:
                 return s
         from .errors import did_you_mean
 
-        raise PktcharError(
-            f"{self.model} has no split point {name!r}.{did_you_mean(name, [s.after for s in self.splits])}"
+        names = [s.after for s in self.splits]
+        some = ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:3])}, ..., {names[-1]}"
+        hint = did_you_mean(name, names) or (
+            f" Split points are named after layers ({some}); "
+            f"`pktchar profile {self.model} --only splits` lists all {len(names)}."
         )
+        raise PktcharError(f"{self.model} has no split point {name!r}.{hint}")
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -10,6 +10,7 @@ from torch import nn
 
 import pktchar
 from pktchar.codec import Coding, quantize
+from pktchar.errors import PktcharError
 from pktchar.table import packet_table
 
 from conftest import run_cli
@@ -188,3 +189,24 @@ def test_factory_file_raising_while_imported(tmp_path):
     line = _one_line_error("profile", f"{f}:make", "--res", "224")
     assert line.startswith(f"pktchar: error: {f} line 3: JSONDecodeError: Expecting property name")
     assert "decoder.py" not in line
+
+
+# ----------------------------------------------------------------------------------------------
+# Unknown split names
+
+
+def test_unknown_split_suggests_close_names():
+    p = pktchar.profile("resnet18", "224")
+    with pytest.raises(
+        PktcharError, match=r"no split point 'layer1\.0\.conv'\. Did you mean: layer1\.0\.conv2"
+    ):
+        p.split("layer1.0.conv")
+    with pytest.raises(PktcharError, match=r"Did you mean: avgpool"):
+        p.split("avgpol")
+    # nothing close: say what split points are called and how to list them. ResNet-18 has 70:
+    # input, conv1, bn1, relu, maxpool (5); 8 BasicBlocks of conv1, bn1, relu, conv2, bn2, += , relu
+    # (56) and 3 downsample conv + bn (6); avgpool, flatten, fc (3)
+    with pytest.raises(
+        PktcharError, match=r"named after layers \(input, conv1, bn1, \.\.\., fc\).*lists all 70"
+    ):
+        p.split("nope")
