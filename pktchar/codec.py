@@ -3,7 +3,8 @@
 Three ways to size a coded payload, in increasing honesty:
 
 1. **dtype** only: elements x bits, packed; int8/int4 add a per-tensor scale and
-   zero point (4 + 4 bytes, :data:`QUANT_OVERHEAD`).
+   zero point (4 + 4 bytes, :data:`QUANT_OVERHEAD`). This is ``Split.bytes`` of a profile
+   at that dtype (``Split.tensor_bytes`` is the values alone).
 2. **parametric ratio** (``--compression 0.1``, seed 002's 10% assumption):
    coded = ceil(dtype bytes x ratio).
 3. **measured coders** (``--coder zstd|lz4|sparse``) run on *real* activations: a
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .dtypes import DTYPE_BITS, check_dtype, nbytes
+from .dtypes import QUANT_PARAM_BYTES, check_dtype, nbytes, payload_bytes
 from .errors import PktcharError, did_you_mean
 
 if TYPE_CHECKING:
@@ -31,17 +32,16 @@ if TYPE_CHECKING:
 
     from .profiler import Split
 
-QUANT_OVERHEAD = {"int8": 8, "int4": 8}  # fp32 scale + int32 zero point per tensor
+QUANT_OVERHEAD = QUANT_PARAM_BYTES  # fp32 scale + int32 zero point per floating tensor (int8, int4)
 CODERS = ("zstd", "lz4", "sparse")
 ZSTD_LEVEL = 3
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
 
 
 def tensor_bytes(elements: int, dtype: str, native_bits: int | None = None) -> int:
-    """Bytes of one tensor at ``dtype``: packed values plus the quantisation parameters."""
-    if native_bits is not None:
-        return nbytes(elements, native_bits)
-    return nbytes(elements, DTYPE_BITS[dtype]) + QUANT_OVERHEAD.get(dtype, 0)
+    """Bytes of one tensor sent at ``dtype``: packed values plus the quantisation parameters
+    (the same function that sizes ``CutTensor.bytes`` in a profile)."""
+    return payload_bytes(elements, dtype, native_bits)
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,9 @@ class Coding:
         return f"{self.dtype}, uncompressed"
 
     def split_bytes(self, split: Split) -> int:
-        """Coded bytes of a split's cut set: floating tensors at this coding's dtype, others as they are."""
+        """Coded bytes of a split's cut set: floating tensors at this coding's dtype (quantisation
+        parameters included once), others as they are. Uncompressed, at the dtype the split was
+        profiled at, this is ``split.bytes``."""
         raw = sum(tensor_bytes(t.elements, self.dtype) if t.floating else t.bytes for t in split.tensors)
         if self.measured is not None:
             return math.ceil(raw * self.measured.ratio(split.after))
@@ -106,7 +108,11 @@ class Coding:
 
 
 def quantize(t: torch.Tensor, dtype: str) -> bytes:
-    """The tensor's values as they would be sent at ``dtype`` (int8/int4: per-tensor affine)."""
+    """The tensor as it is sent at ``dtype``: int8/int4 (per-tensor affine) start with the scale
+    (fp32) and zero point (int32), little-endian, then the values; the floating dtypes are the values.
+    ``len(quantize(t, dtype)) == tensor_bytes(t.numel(), dtype)``."""
+    import struct
+
     import numpy as np
     import torch
 
@@ -123,24 +129,25 @@ def quantize(t: torch.Tensor, dtype: str) -> bytes:
     scale = (hi - lo) / levels or 1.0
     zp = round(-lo / scale)
     q = torch.clamp(torch.round(x / scale) + zp, 0, levels).to(torch.uint8).numpy().ravel()
+    params = struct.pack("<fi", scale, zp)
     if dtype == "int8":
-        return q.tobytes()
+        return params + q.tobytes()
     if q.size % 2:
         q = np.append(q, np.uint8(0))
-    return ((q[0::2] << 4) | q[1::2]).astype(np.uint8).tobytes()
+    return params + ((q[0::2] << 4) | q[1::2]).astype(np.uint8).tobytes()
 
 
 def encode(t: torch.Tensor, dtype: str, coder: str) -> bytes:
     """The bytes ``coder`` makes of ``t`` quantised to ``dtype`` (what a replay sends).
 
-    ``sparse`` is a bitmap of the non-zeros (one bit an element) followed by the non-zero values."""
+    ``sparse`` is a bitmap of the non-zeros (one bit an element) followed by the non-zero values
+    (int8/int4: with their quantisation parameters)."""
     if coder == "sparse":
         import numpy as np
 
         flat = t.detach().flatten().cpu()
         mask = flat != 0
-        values = quantize(flat[mask], dtype) if bool(mask.any()) else b""
-        return np.packbits(mask.numpy()).tobytes() + values
+        return np.packbits(mask.numpy()).tobytes() + quantize(flat[mask], dtype)
     data = quantize(t, dtype)
     if coder == "zstd":
         import zstandard
@@ -158,12 +165,12 @@ def encode(t: torch.Tensor, dtype: str, coder: str) -> bytes:
 
 
 def coded_size(t: torch.Tensor, dtype: str, coder: str) -> int:
-    """Bytes of ``t`` at ``dtype`` after ``coder`` (quantisation parameters included)."""
-    overhead = QUANT_OVERHEAD.get(dtype, 0)
-    if coder == "sparse":  # len(encode(...)) without building the bytes
+    """``len(encode(t, dtype, coder))``: bytes of ``t`` at ``dtype`` after ``coder`` (quantisation
+    parameters included, as :func:`quantize` writes them)."""
+    if coder == "sparse":  # without building the bytes
         nnz = int((t != 0).sum())
-        return nbytes(t.numel(), 1) + nbytes(nnz, DTYPE_BITS[dtype]) + overhead
-    return len(encode(t, dtype, coder)) + overhead
+        return nbytes(t.numel(), 1) + tensor_bytes(nnz, dtype)
+    return len(encode(t, dtype, coder))
 
 
 def check_coder(name: str) -> str:

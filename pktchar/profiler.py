@@ -44,7 +44,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import flop_registry
 
 from . import zoo
-from .dtypes import DTYPE_BITS, check_dtype, nbytes
+from .dtypes import DTYPE_BITS, check_dtype, nbytes, payload_bytes
 from .errors import ModelRejectsInput, PktcharError
 from .resolution import Resolution, parse_resolution
 
@@ -68,7 +68,7 @@ class Layer:
     kind: str  # "input", "module" or "function"
     shape: tuple[int, ...] | tuple[tuple[int, ...], ...]  # a tuple of shapes when it outputs several
     elements: int
-    bytes: int
+    bytes: int  # the outputs' packed values (what a split sends, with quantisation parameters: Split.bytes)
     params: int
     macs: int
     inputs: tuple[str, ...]  # names of the layers whose outputs it reads
@@ -82,24 +82,36 @@ class Layer:
 
 @dataclass(frozen=True)
 class CutTensor:
-    """A tensor that crosses a split: who produced it, its shape and size."""
+    """A tensor that crosses a split: who produced it, its shape and size.
+
+    ``bytes`` is what it takes to send it at the profile dtype: the packed values plus, for a
+    floating tensor at int8/int4, its quantisation parameters (fp32 scale + int32 zero point,
+    8 B); ``tensor_bytes`` is the packed values alone."""
 
     producer: str
     shape: tuple[int, ...]
     elements: int
     bytes: int
+    tensor_bytes: int
     floating: bool = True  # sized at the profile dtype (False: integer/bool tensors keep their width)
 
 
 @dataclass(frozen=True)
 class Split:
-    """Cutting the model after layer ``after``: the device runs everything up to it."""
+    """Cutting the model after layer ``after``: the device runs everything up to it.
+
+    ``bytes`` is the payload the split sends uncompressed at the profile dtype, the one figure
+    flows, tables and replays use (``Coding.split_bytes`` at that dtype gives the same): every cut
+    tensor's values plus, at int8/int4, each floating tensor's scale and zero point.
+    ``tensor_bytes`` is the packed values alone (``bytes - tensor_bytes`` = the quantisation
+    parameters)."""
 
     index: int
     after: str
     tensors: tuple[CutTensor, ...]
     elements: int
     bytes: int
+    tensor_bytes: int
     device_macs: int
     device_params: int
 
@@ -134,9 +146,13 @@ class Profile:
                 return s
         from .errors import did_you_mean
 
-        raise PktcharError(
-            f"{self.model} has no split point {name!r}.{did_you_mean(name, [s.after for s in self.splits])}"
+        names = [s.after for s in self.splits]
+        some = ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:3])}, ..., {names[-1]}"
+        hint = did_you_mean(name, names) or (
+            f" Split points are named after layers ({some}); "
+            f"`pktchar profile {self.model} --only splits` lists all {len(names)}."
         )
+        raise PktcharError(f"{self.model} has no split point {name!r}.{hint}")
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
@@ -166,11 +182,18 @@ class Profile:
                 "index": s.index,
                 "after": s.after,
                 "tensors": [
-                    {"producer": t.producer, "shape": list(t.shape), "elements": t.elements, "bytes": t.bytes}
+                    {
+                        "producer": t.producer,
+                        "shape": list(t.shape),
+                        "elements": t.elements,
+                        "bytes": t.bytes,
+                        "tensor_bytes": t.tensor_bytes,
+                    }
                     for t in s.tensors
                 ],
                 "elements": s.elements,
                 "bytes": s.bytes,
+                "tensor_bytes": s.tensor_bytes,
                 "device_macs": s.device_macs,
                 "device_params": s.device_params,
             }
@@ -202,6 +225,7 @@ class Profile:
                 "shapes": " + ".join(_shape_str(list(t.shape)) for t in s.tensors),
                 "elements": s.elements,
                 "bytes": s.bytes,
+                "tensor_bytes": s.tensor_bytes,
                 "device_macs": s.device_macs,
                 "device_params": s.device_params,
             }
@@ -256,6 +280,7 @@ class _Node:
     params: int = 0
     flops: int = 0
     dynamic: bool = False
+    param_ids: list[int] = field(default_factory=list)  # parameters read, credited at commit
 
 
 _INPLACE_DUNDERS = {
@@ -366,12 +391,19 @@ class _Tracer:
                 if vid not in node.inputs:
                     node.inputs.append(vid)
                 dynamic = dynamic or self.values[vid].dynamic
-            elif id(t) in self.param_numel and id(t) not in self.attributed:
-                self.attributed.add(id(t))
-                node.params += self.param_numel[id(t)]
+            elif id(t) in self.param_numel and id(t) not in node.param_ids:
+                node.param_ids.append(id(t))
         return dynamic
 
     def commit(self, node: _Node, outputs: list[torch.Tensor], dynamic: bool) -> None:
+        """Add ``node`` to the graph; it is credited with the parameters it read that no earlier node was.
+
+        Parameters are credited here, not when they are read, so a call that is then dropped (a
+        ``size()`` or ``dim()`` query returns no tensor) leaves them for the node that uses them."""
+        for pid in node.param_ids:
+            if pid not in self.attributed:
+                self.attributed.add(pid)
+                node.params += self.param_numel[pid]
         index = len(self.nodes)
         self.nodes.append(node)
         for vid in node.inputs:
@@ -391,9 +423,8 @@ class _Tracer:
                     node = _Node(self.unique(name or type(module).__name__), type(module).__name__, "module")
                     node.dynamic = self.consume(node, (args, kwargs))
                     for p in self.param_of_module[id(module)]:
-                        if id(p) not in self.attributed:
-                            self.attributed.add(id(p))
-                            node.params += p.numel()
+                        if id(p) not in node.param_ids:
+                            node.param_ids.append(id(p))
                     self.current = node
                     if type(module) not in _KNOWN_LEAVES:
                         self.start_counting()
@@ -817,6 +848,7 @@ def _assemble(
                 nodes[values[v].producer].name,
                 values[v].shape,
                 values[v].elements,
+                payload_bytes(values[v].elements, dtype, values[v].native_bits),
                 vbytes(values[v]),
                 values[v].native_bits is None,
             )
@@ -829,6 +861,7 @@ def _assemble(
                 tensors=tensors,
                 elements=sum(t.elements for t in tensors),
                 bytes=sum(t.bytes for t in tensors),
+                tensor_bytes=sum(t.tensor_bytes for t in tensors),
                 device_macs=macs,
                 device_params=params,
             )

@@ -77,59 +77,68 @@ _RATE_UNITS = {
     "tbit/s": 10**12,
 }
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0}
-_NUM = r"([0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)"
+_NUM = r"([-+]?[0-9]*\.?[0-9]+(?:e[+-]?[0-9]+)?)"
+SIZE_EXAMPLES = "e.g. 270kB, 1.5MB, 1000"
+RATE_EXAMPLES = "e.g. 100mbit, 1gbit, 80Mbit/s"
+DURATION_EXAMPLES = "e.g. 10ms, 0.5s, 250us"
 
 
-def _split(text: str, what: str) -> tuple[float, str]:
+def _split(text: str, what: str, expected: str) -> tuple[float, str]:
     t = str(text).strip()
     m = re.fullmatch(_NUM + r"\s*([a-zA-Zµ/]*)", t)
     if not m:
-        raise PktcharError(f"malformed {what} {text!r}")
+        raise PktcharError(f"malformed {what} {text!r}: expected {expected}")
     return float(m.group(1)), m.group(2)
 
 
 def parse_bytes(text: str | int) -> int:
-    """``270kB`` -> 270000, ``1.5MiB`` -> 1572864, ``1000`` -> 1000."""
+    """``270kB`` -> 270000, ``1.5MiB`` -> 1572864, ``1000`` -> 1000 (a negative size is returned as
+    it is, for the caller to name the option that must be positive)."""
     if isinstance(text, int):
         return text
-    v, u = _split(text, "size")
+    v, u = _split(text, "size", f"a number of bytes with an optional unit, {SIZE_EXAMPLES}")
     key = u.lower()
     if key not in _BYTE_UNITS:
-        raise PktcharError(f"unknown size unit {u!r} in {text!r}: use B, kB, MB, GB (SI) or KiB, MiB, GiB")
+        raise PktcharError(
+            f"unknown size unit {u!r} in {text!r}: use B, kB, MB, GB (SI) or KiB, MiB, GiB, {SIZE_EXAMPLES}"
+        )
     return round(v * _BYTE_UNITS[key])
 
 
 def parse_rate(text: str | float) -> float:
-    """``100mbit`` / ``100Mbit/s`` / ``1gbit`` -> bits per second (SI)."""
+    """``100mbit`` / ``100Mbit/s`` / ``1gbit`` -> bits per second (SI); it must be positive."""
     if isinstance(text, int | float):
         value = float(text)
     else:
-        v, u = _split(text, "rate")
+        v, u = _split(text, "rate", f"a number and a unit, {RATE_EXAMPLES}")
+        if v <= 0:  # before the unit: "0" is a zero rate, not a missing unit
+            raise PktcharError(f"a rate must be positive, got {text!r} ({RATE_EXAMPLES})")
         key = u.lower()
         if key not in _RATE_UNITS:
-            raise PktcharError(
-                f"unknown rate unit {u!r} in {text!r}: use bit/s, kbit, mbit, gbit (e.g. 100mbit, 1gbit)"
-            )
+            what = f"rate {text!r} has no unit" if not u else f"unknown rate unit {u!r} in {text!r}"
+            raise PktcharError(f"{what}: use bit/s, kbit, mbit, gbit ({RATE_EXAMPLES})")
         value = v * _RATE_UNITS[key]
     if value <= 0:
-        raise PktcharError(f"rate must be positive, got {text!r}")
+        raise PktcharError(f"a rate must be positive, got {text!r} ({RATE_EXAMPLES})")
     return value
 
 
 def parse_duration(text: str | float) -> float:
-    """``15ms`` -> 0.015 (seconds); a bare number is seconds."""
+    """``15ms`` -> 0.015 (seconds); a bare number is seconds; it must be positive."""
     if isinstance(text, int | float):
         value = float(text)
     else:
-        v, u = _split(text, "duration")
+        v, u = _split(text, "latency", f"a number and a time unit, {DURATION_EXAMPLES}")
         key = u.lower() if u != "µs" else u
         if key == "":
             key = "s"
-        if key not in _TIME_UNITS:
-            raise PktcharError(f"unknown time unit {u!r} in {text!r}: use s, ms, us, ns")
-        value = v * _TIME_UNITS[key]
+        if v > 0 and key not in _TIME_UNITS:
+            raise PktcharError(
+                f"unknown time unit {u!r} in {text!r}: use s, ms, us, ns ({DURATION_EXAMPLES})"
+            )
+        value = v * _TIME_UNITS.get(key, 1.0)
     if value <= 0:
-        raise PktcharError(f"duration must be positive, got {text!r}")
+        raise PktcharError(f"a latency must be positive, got {text!r} ({DURATION_EXAMPLES})")
     return value
 
 

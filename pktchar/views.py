@@ -105,6 +105,7 @@ def splits_table(p: Profile, coding: Coding | None = None) -> Table:
             "shapes": [list(t.shape) for t in s.tensors],
             "tensors": len(s.tensors),
             "bytes": s.bytes,
+            "tensor_bytes": s.tensor_bytes,
             "device_macs": s.device_macs,
             "device_params": s.device_params,
         }
@@ -114,8 +115,13 @@ def splits_table(p: Profile, coding: Coding | None = None) -> Table:
     caption = (
         "payload = every tensor produced before the cut and still needed after it ('input' = full offload)"
     )
+    if any(s.tensor_bytes != s.bytes for s in p.splits):
+        cols.insert(4, Column("tensor_bytes", "values", "bytes"))
+        caption += (
+            f"; at {p.dtype} the payload is the values plus each floating tensor's scale and zero point (8 B)"
+        )
     if coding is not None:
-        cols.insert(5, Column("coded", "coded", "bytes"))
+        cols.insert(cols.index(SPLIT_COLUMNS[4]) + 1, Column("coded", "coded", "bytes"))
         caption += f"; coded: {coding.describe()}"
     return Table(f"Split points of {profile_title(p)}", cols, rows, caption=caption)
 

@@ -134,12 +134,41 @@ def _user_spec(ref: str) -> ModelSpec:
         spec.loader.exec_module(module)
     except Exception as e:  # a user's file may raise anything while importing
         sys.modules.pop(modname, None)
-        raise PktcharError(f"could not import {path_s}: {_describe(e)}") from e
+        raise PktcharError(_import_failure(e, path, path_s)) from e
     factory = getattr(module, fname, None)
     if factory is None or not callable(factory):
         names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
         raise UnknownModelError(f"{path_s} has no callable {fname!r}.{did_you_mean(fname, names)}")
     return ModelSpec(ref, str(path), factory)
+
+
+def _import_failure(e: BaseException, path: Path, shown: str) -> str:
+    """Where importing the user's file ``path`` failed, in the user's terms: their file and line
+    (a syntax error's own, or the innermost frame of the file), never importlib's frames."""
+    here = path.resolve()
+
+    def mine(filename: str | None) -> bool:
+        try:
+            return filename is not None and Path(filename).resolve() == here
+        except (OSError, ValueError):
+            return False
+
+    line = None  # the innermost line of the user's file in the traceback
+    tb = e.__traceback__
+    while tb is not None:
+        if mine(tb.tb_frame.f_code.co_filename):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    if isinstance(e, SyntaxError):
+        text = f"{type(e).__name__}: {e.msg}" if e.msg else type(e).__name__
+        if mine(e.filename) or not e.filename:
+            return f"{shown} line {e.lineno}: {text}"
+        via = f" (imported by {shown} line {line})" if line else f" (imported by {shown})"
+        return f"{e.filename} line {e.lineno}: {text}{via}"
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    text = f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+    where = f"{shown} line {line}" if line else shown
+    return f"{where}: {text} (raised while importing {shown})"
 
 
 def _describe(e: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -23,9 +24,14 @@ def test_dtype_overheads():
 
 
 def test_quantize_packs_int4():
-    t = torch.tensor([0.0, 1.0, 0.5])
-    assert len(quantize(t, "int4")) == 2
-    assert len(quantize(t, "int8")) == 3 and len(quantize(t, "bf16")) == 6
+    t = torch.tensor([0.0, 1.0, 0.4])
+    # int8/int4 start with the fp32 scale and int32 zero point (8 B), then the values
+    assert len(quantize(t, "int4")) == 8 + 2  # 3 x 4 bits -> 2 bytes
+    assert len(quantize(t, "int8")) == 8 + 3 and len(quantize(t, "bf16")) == 6
+    # range [0, 1] over 15 int4 levels: scale 1/15, zero point 0; 0.4 / (1/15) = 6
+    scale, zp = struct.unpack("<fi", quantize(t, "int4")[:8])
+    assert scale == pytest.approx(1 / 15) and zp == 0
+    assert quantize(t, "int4")[8:] == bytes([0x0F, 0x60])  # nibbles (0, 15) then (6, pad 0)
 
 
 def test_sparse_bitmap_size():
@@ -39,8 +45,9 @@ def test_sparse_bytes_sent_match_the_sparse_size():
     t[::3] = torch.arange(1, 35, dtype=torch.float32)  # 34 non-zeros
     for dtype in ("fp32", "fp16", "int8", "int4"):
         sent = codec.encode(t, dtype, "sparse")
-        assert len(sent) + codec.QUANT_OVERHEAD.get(dtype, 0) == coded_size(t, dtype, "sparse")
+        assert len(sent) == coded_size(t, dtype, "sparse")
     assert len(codec.encode(t, "fp32", "sparse")) == 13 + 34 * 4  # ceil(101/8) + 34 fp32 values
+    assert len(codec.encode(t, "int4", "sparse")) == 13 + 8 + 17  # + scale, zero point, 34 x 4 bits
 
 
 def test_general_coders_behave():

@@ -59,12 +59,14 @@ def test_vgg16_at_8k_and_beyond():
 
 
 @pytest.mark.parametrize(
-    "dtype,bytes_per_1000",
-    [("fp32", 4000), ("fp16", 2000), ("bf16", 2000), ("int8", 1000), ("int4", 500)],
+    "dtype,bytes_per_1000,quant_params",
+    [("fp32", 4000, 0), ("fp16", 2000, 0), ("bf16", 2000, 0), ("int8", 1000, 8), ("int4", 500, 8)],
 )
-def test_dtype_sizes(vgg224, dtype, bytes_per_1000):
+def test_dtype_sizes(vgg224, dtype, bytes_per_1000, quant_params):
     p = pktchar.profile("vgg16", "224", dtype=dtype)
-    assert p.splits[-1].bytes == bytes_per_1000
+    # the 1000 logits; int8/int4 also send their fp32 scale and int32 zero point (8 B)
+    assert p.splits[-1].tensor_bytes == bytes_per_1000
+    assert p.splits[-1].bytes == bytes_per_1000 + quant_params
     assert p.layer("features.30").bytes == 25_088 * bytes_per_1000 // 1000
     assert p.param_bytes == (138_357_544 * bytes_per_1000 + 999) // 1000
 
@@ -75,7 +77,8 @@ def test_int4_rounds_up_per_tensor():
             return x.flatten(1)[:, :3]
 
     p = pktchar.profile(Odd(), (1, 1), dtype="int4", in_channels=3)
-    assert p.splits[-1].elements == 3 and p.splits[-1].bytes == 2  # 12 bits -> 2 bytes
+    assert p.splits[-1].elements == 3 and p.splits[-1].tensor_bytes == 2  # 12 bits -> 2 bytes
+    assert p.splits[-1].bytes == 2 + 8  # + fp32 scale and int32 zero point
 
 
 def test_batch_scales_payloads():
@@ -281,7 +284,7 @@ def test_user_factory_file(tmp_path):
         pktchar.profile(f"{f}:tinny")
     bad = tmp_path / "broken.py"
     bad.write_text("import not_a_module_anywhere\n")
-    with pytest.raises(PktcharError, match="could not import .*ModuleNotFoundError"):
+    with pytest.raises(PktcharError, match=r"broken\.py line 1: ModuleNotFoundError"):
         pktchar.profile(f"{bad}:x")
 
 
