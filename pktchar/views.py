@@ -481,6 +481,7 @@ def flow_output(p: Profile, split: Split, coding: Coding, req: Requirements) -> 
         "dtype": p.dtype,
         "split": split.after,
         "raw_bytes": split.bytes,
+        "tensor_bytes": split.tensor_bytes,
         "coded_bytes": payload,
         "coding": coding.describe(),
         "tensors": tensors,
