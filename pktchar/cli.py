@@ -597,6 +597,111 @@ def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | N
         raise typer.Exit(3)
 
 
+class Create(str, Enum):
+    sequential = "sequential"
+    parallel = "parallel"
+    both = "both"
+
+
+@app.command("upload")
+@friendly
+def upload_cmd(
+    models: Annotated[str, typer.Argument(help="Model, or comma-separated models for a Table 1 of several")],
+    link: Annotated[
+        str, typer.Option("--link", help="Uplink rate, e.g. 80mbit (the paper's Wi-Fi limit)")
+    ] = "80mbit",
+    create: Annotated[
+        Create,
+        typer.Option(
+            "--create",
+            help="Edge builds partitions on the upload thread (sequential, the old "
+            "system), on a create thread that merges arrivals (parallel, the new), or both",
+        ),
+    ] = Create.both,
+    partitions: Annotated[
+        str,
+        typer.Option("--partitions", help="auto (measured costs), a number (equal bytes), or layer names"),
+    ] = "auto",
+    queries_after: Annotated[
+        int, typer.Option("--queries-after", help="Queries after the upload completes")
+    ] = 10,
+    device_cpu: Annotated[
+        float | None,
+        typer.Option("--device-cpu", help="CPU cores the device may use, e.g. 0.25 (a cgroup quota)"),
+    ] = None,
+    res: Annotated[
+        str | None, typer.Option("--res", "-r", help="Input resolution (default: the model's own)")
+    ] = None,
+    images: ImagesOpt = None,
+    pcap: Annotated[
+        Path | None, typer.Option("--pcap", help="Capture file (a mode suffix is added for both)")
+    ] = None,
+    calibrate: Annotated[
+        bool, typer.Option("--calibrate/--no-calibrate", help="Time a bulk transfer first")
+    ] = True,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a report folder (md, tex, figures, json)")
+    ] = None,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format (table or json)")] = Fmt.table,
+) -> None:
+    """Upload a model to an edge server in partitions while queries offload what is built (IONN), live (root).
+
+    The edge builds each partition for real (modules, weights, a warm-up run) on the upload thread
+    (sequential) or on a create thread (parallel); the device queries back to back from the start,
+    offloading the built prefix. Upload time, builds, stalls and queries, measured against predicted."""
+    from . import views
+    from .testbed.upload import UploadConfig, check, upload
+    from .units import parse_rate
+
+    names = _model_list(models)
+    cfgs = [UploadConfig(model=m, link=parse_rate(link), create=create.value, partitions=partitions,
+                         queries_after=queries_after, device_cpu=device_cpu, res=res,
+                         pcap=(pcap.with_name(f"{pcap.stem}-{m}{pcap.suffix}") if len(names) > 1 else pcap) if pcap
+                         else None, images=str(images) if images else None, calibrate=calibrate)
+            for m in names]  # fmt: skip
+    for c in cfgs:
+        check(c)
+    reps = []
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    for c in cfgs:
+        with Progress(*columns, console=_err_console(), transient=True) as bar:
+            task = bar.add_task(f"{c.model}: partitions built", total=None)
+            reps.append(
+                upload(
+                    c, progress=lambda done, n, bar=bar, task=task: bar.update(task, completed=done, total=n)
+                )
+            )
+    if report is not None:
+        from .run_report import write_upload
+
+        write_upload(reps, report, command="pktchar upload " + " ".join(sys.argv[2:]), force=True)
+        print(f"pktchar: wrote {report}/report.md, report.tex, report.json and figures/", file=sys.stderr)
+    if fmt == Fmt.json:
+        _present(
+            views.Output([], [r.to_dict() for r in reps] if len(reps) > 1 else reps[0].to_dict()), "json"
+        )
+    else:
+        for r in reps:
+            _present(views.upload_output(r), "table")
+        if len(reps) > 1:
+            _present(views.Output([views.upload_table1(reps)], None), "table")
+    for r in reps:
+        for m in r.modes:
+            for line in views.files_lines(m.result):
+                print(f"pktchar: {line}", file=sys.stderr)
+    failed = [n for r in reps for n in r.notes]
+    if failed:
+        print(f"pktchar: error: {failed[0]} (measurements kept in the result files)", file=sys.stderr)
+        raise typer.Exit(3)
+
+
 @app.command("compare")
 @friendly
 def compare_cmd(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .profiler import Profile
     from .table import PacketTable
     from .testbed.compare import Comparison
+    from .testbed.upload import UploadReport
 
 _BYTES_FMT = FuncFormatter(lambda v, _: human_bytes(v, 2) if v > 0 else "0")
 _COUNT_FMT = FuncFormatter(lambda v, _: human_count(v, 2) if v > 0 else "0")
@@ -235,4 +236,29 @@ def comparison_frames(c: Comparison) -> Figure:
     ax.set_title(f"Per-frame transfer time: {c.flow}", fontsize=9)
     ax.legend(loc="lower right")
     ax.grid(True, alpha=0.3)
+    return fig
+
+
+def upload_timeline(rep: UploadReport) -> Figure:
+    """Query start time against query time, one series a mode, upload completion marked (the layout of
+    Fig. 3 and Fig. 5 of "Parallel Optimization of Deep Learning Computation Offloading in Edge
+    Computing Environment")."""
+    fig = Figure(figsize=(8.0, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    marks = {"sequential": ("o", "tab:red"), "parallel": ("s", "tab:blue")}
+    for m in rep.modes:
+        marker, color = marks.get(m.mode, ("^", "tab:gray"))
+        xs = [q["start_s"] for q in m.queries]
+        ys = [q["seconds"] * 1000 for q in m.queries]
+        ax.plot(xs, ys, marker=marker, ms=3.5, lw=0.8, color=color, label=f"{m.mode} (old system)"
+                if m.mode == "sequential" else f"{m.mode} (new system)")  # fmt: skip
+        if m.upload_s is not None:
+            ax.axvline(m.upload_s, color=color, ls="--", lw=1.0)
+            ax.annotate(f"{m.mode} upload done {m.upload_s:.2f} s", (m.upload_s, 0.98), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=7, color=color)  # fmt: skip
+    ax.set_xlabel("query start time (s, from the start of the upload)")
+    ax.set_ylabel("query time (ms)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{rep.plan.model}: queries while the model uploads at {rep.config.link / 1e6:g} Mbit/s")
+    ax.legend(loc="upper right", fontsize=8)
     return fig

@@ -69,3 +69,60 @@ def write_comparison(
     (out / "report.tex").write_text("\n".join(tex) + "\n")
     (out / "report.json").write_text(json.dumps({**c.to_dict(), **(extra or {})}, indent=2, default=str))
     return out
+
+
+def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: bool = False) -> Path:
+    """An upload report folder: per model its partitions and modes, the query timeline figure, and with
+    several models the paper's Table 1 beside pktchar's measurement (md, tex, figures, json)."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise PktcharError(f"{out} exists and is not empty: choose another --report or pass --force")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    tables = []
+    if len(reps) > 1 or reps[0].mode("sequential") and reps[0].mode("parallel"):
+        tables.append(("table1", views.upload_table1(reps)))
+    figs = []
+    for r in reps:
+        m = r.plan.model
+        tables += [
+            (f"{m}-partitions", views.partitions_table(r)),
+            (f"{m}-modes", views.upload_modes_table(r)),
+        ]
+        fig = figures.upload_timeline(r)
+        fig.savefig(out / "figures" / f"{m}-timeline.png", dpi=130)
+        fig.savefig(out / "figures" / f"{m}-timeline.pdf")
+        figs.append((f"{m}-timeline", f"{m}: query start time against query time, upload completion marked."))
+    for stem, t in tables:
+        (out / "tables" / f"{stem}.tex").write_text(to_latex(t, label=f"tab:{stem}", fit_width=True))
+    md = ["# pktchar upload: incremental model upload with parallel model creation", ""]
+    if command:
+        md += ["Made with:", "", "```", command, "```", ""]
+    for r in reps:
+        md += [f"- **{r.plan.model}**: {line}" for line in views.upload_lines(r)]
+    md.append("")
+    for _, t in tables:
+        md.append(to_markdown(t))
+    for stem, caption in figs:
+        md += [f"![{caption}](figures/{stem}.png)", ""]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    tex = [
+        r"\documentclass[10pt]{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{lmodern}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\usepackage{booktabs,longtable,graphicx,float}",
+        r"\title{pktchar upload: incremental model upload with parallel model creation}",
+        r"\begin{document}",
+        r"\maketitle",
+    ]
+    if command:
+        tex.append(r"\noindent Made with: \texttt{" + tex_escape(command) + "}\n")
+    tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    for stem, caption in figs:
+        tex += [r"\begin{figure}[H]", r"\centering", rf"\includegraphics[width=0.85\linewidth]{{figures/{stem}.pdf}}",
+                rf"\caption{{{tex_escape(caption)}}}", r"\end{figure}"]  # fmt: skip
+    tex.append(r"\end{document}")
+    (out / "report.tex").write_text("\n".join(tex) + "\n")
+    (out / "report.json").write_text(json.dumps([r.to_dict() for r in reps], indent=2, default=str))
+    return out

@@ -149,6 +149,9 @@ def clean_stale(everything: bool = False) -> list[str]:
             continue
         _kill_namespace(ns)
         removed.append(ns)
+    from .cgroup import clean_stale as clean_cgroups
+
+    removed += clean_cgroups(live_ids if not everything else set())
     return removed
 
 
