@@ -100,6 +100,7 @@ def chain(model: nn.Module, name: str) -> Chain:
     pos = {n: i for i, n in enumerate(nodes)}
     last_use = {n: max((pos[u] for u in n.users), default=pos[n]) for n in nodes}
     points: list[Point] = []
+    seen: dict[str, int] = {}
     live: set[fx.Node] = set()
     for i, n in enumerate(nodes):
         if n.op == "output":
@@ -113,6 +114,8 @@ def chain(model: nn.Module, name: str) -> Chain:
         if len(live) == 1:
             (v,) = live
             label = str(n.target) if n.op == "call_module" else n.name
+            seen[label] = seen.get(label, 0) + 1
+            label = label if seen[label] == 1 else f"{label}#{seen[label]}"  # a module called again
             points.append(Point(len(points), i, label, v.name))
     out = nodes[-1]
     if out.op == "output" and points and points[-1].value != out.args[0].name:  # type: ignore[union-attr]

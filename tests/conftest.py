@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,37 @@ def run_cli(*args: str, check: bool = False, timeout: float = 300) -> subprocess
     exe = Path(sys.executable).with_name("pktchar")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pktchar.cli"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, check=check, timeout=timeout)
+
+
+def leftovers(tag: str) -> list[str]:
+    """What a test's own testbed runs left: namespaces, veths and cgroups named with its run tag, and
+    endpoint processes started with it in their environment (other runs on the machine are not ours)."""
+    from pktchar.testbed import netns
+
+    out = [ns for ns in netns.list_namespaces() if ns.startswith(f"{netns.PREFIX}-{tag}")]
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    out += [ln.split(":")[1].strip() for ln in links.splitlines() if f": pk{tag}" in ln]
+    for root in (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        out += [str(g) for g in root.glob(f"pktc-{tag}*")] if root.is_dir() else []
+    procs = subprocess.run(["pgrep", "-f", "pktchar.testbed"], capture_output=True, text=True).stdout
+    for p in procs.split():
+        try:
+            env = Path(f"/proc/{p}/environ").read_bytes()
+        except OSError:
+            continue
+        if f"{netns.RUN_TAG_ENV}={tag}".encode() in env.split(b"\0"):
+            out.append(f"pid {p}")
+    return out
+
+
+@pytest.fixture
+def nothing_left_behind(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Tag every testbed run this test makes (children inherit it), then check none left anything."""
+    import secrets
+
+    from pktchar.testbed import netns
+
+    tag = secrets.token_hex(2)
+    monkeypatch.setenv(netns.RUN_TAG_ENV, tag)
+    yield tag
+    assert leftovers(tag) == []

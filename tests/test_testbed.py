@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -18,32 +17,7 @@ from pktchar.testbed.replay import ReplayConfig, replay
 
 from conftest import run_cli
 
-pytestmark = pytest.mark.root
-
-
-def _leftovers(tag: str) -> list[str]:
-    """What this test's own runs left: namespaces and veths named with its run tag, and endpoint
-    processes started with it in their environment (other runs on the machine are not ours to judge)."""
-    out = [ns for ns in netns.list_namespaces() if ns.startswith(f"{netns.PREFIX}-{tag}")]
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    out += [ln.split(":")[1].strip() for ln in links.splitlines() if f": pk{tag}" in ln]
-    procs = subprocess.run(["pgrep", "-f", "pktchar.testbed.endpoint"], capture_output=True, text=True).stdout
-    for p in procs.split():
-        try:
-            env = Path(f"/proc/{p}/environ").read_bytes()
-        except OSError:
-            continue
-        if f"{netns.RUN_TAG_ENV}={tag}".encode() in env.split(b"\0"):
-            out.append(f"pid {p}")
-    return out
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind(monkeypatch):
-    tag = secrets.token_hex(2)
-    monkeypatch.setenv(netns.RUN_TAG_ENV, tag)  # every run this test makes (and its children) carries it
-    yield
-    assert _leftovers(tag) == []
+pytestmark = [pytest.mark.root, pytest.mark.usefixtures("nothing_left_behind")]
 
 
 def test_replay_80mbit_matches_prediction(tmp_path):

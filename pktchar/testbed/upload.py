@@ -180,16 +180,23 @@ def prepare(cfg: UploadConfig, progress: Any = None) -> Plan:
 
 def _device_times(cfg: UploadConfig, units: int) -> list[float]:
     """Per-unit seconds measured in a process under the device's CPU quota."""
-    import secrets
+    import os
+
+    from .netns import STATE_DIR, new_run_id
 
     assert cfg.device_cpu is not None
-    lim = CpuLimit(f"{secrets.token_hex(3)}-profile", cfg.device_cpu).create()
+    rid = new_run_id()  # registered like a topology's run, so no other run's stale cleanup takes it
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    state = STATE_DIR / f"{rid}.json"
+    state.write_text(json.dumps({"pid": os.getpid(), "endpoints": ["profile"]}))
+    lim = CpuLimit(f"{rid}-profile", cfg.device_cpu).create()
     try:
         cmd = lim.wrap([sys.executable, "-m", "pktchar.testbed.upload_procs", "profile", "--model", cfg.model,
                         "--res", cfg.res or "224", "--repeats", "1"])  # fmt: skip
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     finally:
         lim.close()
+        state.unlink(missing_ok=True)
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     if r.returncode != 0 or not lines or "unit_s" not in lines[-1]:
         raise PktcharError(
