@@ -767,8 +767,12 @@ def compare_cmd(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty report folder")] = False,
     fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="A truncated capture: analyse the packets before the cut")
+    ] = False,
 ) -> None:
-    """Measured against predicted for a capture: packets, sizes, wire bytes, goodput, frame times."""
+    """Measured against predicted for a capture (pcap or pcapng; Ethernet, Linux cooked SLL/SLL2):
+    packets, sizes, wire bytes, goodput, frame times."""
     from . import views
     from .testbed.compare import compare, load_prediction
 
@@ -781,7 +785,7 @@ def compare_cmd(
             app_results = json.loads(result_path.read_text()).get("frames")
         except json.JSONDecodeError:
             app_results = None
-    c = compare(pcap, pred, app_results)
+    c = compare(pcap, pred, app_results, partial=partial)
     if pred is None:
         c.notes.append("no prediction: the busiest flow is analysed as one transfer")
     if out is not None:
@@ -796,6 +800,17 @@ def compare_cmd(
         _show(
             tables[:2] if fmt == TableFmt.table else tables, fmt.value, None, [f"note: {n}" for n in c.notes]
         )
+
+
+@app.command("wireshark-dissector")
+@friendly
+def wireshark_dissector_cmd(
+    port: Annotated[int, typer.Option("--port", help="Default replay port (a Wireshark preference)")] = 5201,
+) -> None:
+    """Print a Wireshark Lua dissector for pktchar's framing (use: tshark -X lua_script:pktchar.lua)."""
+    from .testbed.dissector import lua_dissector
+
+    sys.stdout.write(lua_dissector(port))
 
 
 def main() -> None:
