@@ -232,12 +232,28 @@ def _linktype_error(p: Path, lt: int) -> PcapError:
 
 
 def _gather(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """``width`` bytes from each start offset, as an (n, width) uint8 array."""
-    out = np.empty((len(starts), width), np.uint8)
-    cols = np.arange(width, dtype=np.int64)
+    """``width`` bytes from each start offset, as an (n, width) uint8 array (``buf`` must reach
+    ``width`` bytes past the last start). Loads 8 bytes at a time through an unaligned uint64 view."""
+    words = -(-width // 8)
+    win = np.ndarray((len(buf) - 7,), np.uint64, buffer=buf, strides=(1,))
+    out = np.empty((len(starts), words), np.uint64)
     for i in range(0, len(starts), _CHUNK):
         s = starts[i : i + _CHUNK]
-        out[i : i + len(s)] = buf[s[:, None] + cols]
+        for j in range(words):
+            out[i : i + len(s), j] = win[s + 8 * j]
+    return out.view(np.uint8)[:, :width]
+
+
+def _cols(h: np.ndarray, start: np.ndarray, width: int) -> np.ndarray:
+    """Columns ``start[i] .. start[i] + width`` of each row i; a slice per distinct start (few)."""
+    vals = np.unique(start)
+    if len(vals) == 1:
+        v = int(vals[0])
+        return h[:, v : v + width]
+    out = np.zeros((len(h), width), np.uint8)
+    for v in vals.tolist():
+        m = start == v
+        out[m] = h[m, v : v + width]
     return out
 
 
@@ -257,26 +273,28 @@ def _walk_pcap(p: Path, buf: np.ndarray, size: int) -> _Records:
     mv = memoryview(buf)
     offs = array("q")
     add = offs.append
-    off, n = 24, 0
+    off = 24
+    while off + 16 <= size:  # the one per-packet loop: keep it lean
+        nxt = off + 16 + incl_at(mv, off + 8)[0]
+        if nxt > size or nxt - off > 16 + MAX_SNAPLEN:
+            break
+        add(off)
+        off = nxt
+    n = len(offs)
     truncated_at, why = None, ""
-    while off < size:
+    if off < size:
         if off + 16 > size:
             truncated_at = off
             why = f"record header of packet {n + 1} cut after {size - off} of 16 bytes"
-            break
-        incl = incl_at(mv, off + 8)[0]
-        if incl > MAX_SNAPLEN:
-            raise PcapError(
-                f"{p}: malformed: packet {n + 1} (byte {off}) claims {incl} captured bytes "
-                f"(at most {MAX_SNAPLEN})"
-            )
-        if off + 16 + incl > size:
+        else:
+            incl = incl_at(mv, off + 8)[0]
+            if incl > MAX_SNAPLEN:
+                raise PcapError(
+                    f"{p}: malformed: packet {n + 1} (byte {off}) claims {incl} captured bytes "
+                    f"(at most {MAX_SNAPLEN})"
+                )
             truncated_at = off
             why = f"packet {n + 1} has {size - off - 16} of {incl} bytes"
-            break
-        add(off)
-        off += 16 + incl
-        n += 1
     starts = np.frombuffer(offs, np.int64) if n else np.zeros(0, np.int64)
     h = _gather(buf, starts, 16).view(endian + "u4")
     sec, frac, incl_a, orig = (h[:, k].astype(np.int64) for k in range(4))
@@ -460,8 +478,7 @@ def _decode_chunk(h: np.ndarray, lt: np.ndarray, cap: np.ndarray, orig: np.ndarr
     if sll2.any():
         etype = np.where(sll2, _be16(h, 0), etype)
         l3 = np.where(sll2, 20, l3)
-    rows = np.arange(n)[:, None]
-    ip = h[rows, l3[:, None] + np.arange(40)]  # the IP header's first 40 bytes (l3 <= 20: in GATHER)
+    ip = _cols(h, l3, 40)  # the IP header's first 40 bytes (l3 <= 20: in GATHER)
     ver = ip[:, 0] >> 4
     v4 = (etype == 0x0800) & (ver == 4) & (cap >= l3 + 20)
     v6 = (etype == 0x86DD) & (ver == 6) & (cap >= l3 + 40)
@@ -478,7 +495,7 @@ def _decode_chunk(h: np.ndarray, lt: np.ndarray, cap: np.ndarray, orig: np.ndarr
     addr[v6, 16:32] = ip[v6, 24:40]
     pairs = addr.view("S16")
     l4 = l3 + ihl
-    t = h[rows, np.minimum(l4[:, None] + np.arange(14), GATHER - 1)]  # TCP/UDP header to the flags
+    t = _cols(h, np.minimum(l4, GATHER - 14), 14)  # TCP/UDP header to the flags
     tcp = isip & (nxt == TCP) & (cap >= l4 + 20) & (l4 + 14 <= GATHER)
     udp = isip & (nxt == UDP) & (cap >= l4 + 8)
     l4ok = tcp | udp
