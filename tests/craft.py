@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from pktchar.wire import FRAME
+from pktchar.wire import ANSWER, FRAME
 
 DEV, EDGE, PORT, SPORT = "10.213.0.1", "10.213.0.2", 5201, 40000
 MAC_DEV, MAC_EDGE = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
@@ -80,11 +80,13 @@ def tcp_flow(
     handshake: bool = False,
     retransmit: int | None = None,
     seq0: int = 1000,
+    answers: bool = False,
 ) -> Iterator[tuple[float, bytes]]:
     """The device's stream of application frames (each ``bytes``, or an int: a frame header declaring that
     many payload bytes, then zeros) cut
     into MSS segments, paced at ``rate``, one ACK back after each frame; ``retransmit=k`` repeats the
-    k-th data segment (1-based) right after it."""
+    k-th data segment (1-based) right after it; ``answers=True``: the ACK after a frame carries the
+    edge's 20 B answer to it."""
     seq, ack, ts, k = seq0, 5000, 1.0, 0
     if handshake:
         yield ts, ipv4_tcp(DEV, EDGE, SPORT, PORT, seq - 1, 0, 0x02, b"")
@@ -102,7 +104,9 @@ def tcp_flow(
             if retransmit == k:
                 yield ts + 1e-4, pkt
             seq = (seq + len(chunk)) & 0xFFFFFFFF
-        yield ts, ipv4_tcp(EDGE, DEV, PORT, SPORT, ack, seq, 0x10, b"")
+        answer = ANSWER.pack(i, 10 + i, 20 + i) if answers else b""
+        yield ts, ipv4_tcp(EDGE, DEV, PORT, SPORT, ack, seq, 0x18 if answers else 0x10, answer)
+        ack += len(answer)
         ts += 0.01
 
 

@@ -245,7 +245,7 @@ def test_dissector_under_tshark(tmp_path):
     assert r.returncode == 0, r.stderr
     lua.write_text(r.stdout)
     f = tmp_path / "x.pcap"
-    write_pcap(f, tcp_flow(_frames(), handshake=True))
+    write_pcap(f, tcp_flow(_frames(), handshake=True, answers=True))
     out = subprocess.run(
         ["tshark", "-X", f"lua_script:{lua}", "-r", str(f), "-Y", "pktchar.frame_id", "-T", "fields"]
         + [
@@ -274,6 +274,17 @@ def test_dissector_under_tshark(tmp_path):
     ]
     assert [c for _, _, c, _, _ in got] == ["0", "0", "0", "1"]  # FLAG_LAST on the last frame only
     assert {s for _, _, _, s, _ in got} == {"7"}
+    # the edge's answers on the same connection
+    out = subprocess.run(
+        ["tshark", "-X", f"lua_script:{lua}", "-r", str(f), "-Y", "pktchar.answer.frame_id", "-T", "fields"]
+        + ["-e", "pktchar.answer.frame_id", "-e", "pktchar.answer.first_ns", "-e", "pktchar.answer.done_ns"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert [line.split("\t") for line in out.stdout.splitlines()] == [
+        [str(i), str(10 + i), str(20 + i)] for i in range(4)
+    ]
     # UDP: fragment headers; fragment 0 carries the frame header
     chunk = 1500 - 28 - wire.FRAGMENT_HEADER
     app = _frames()[0]
@@ -302,3 +313,68 @@ def test_dissector_under_tshark(tmp_path):
         ["1", "3", ""],
         ["2", "3", ""],
     ]
+
+
+@pytest.mark.root
+def test_real_tcpdump_any_sll2_reads_like_ethernet(tmp_path):
+    """A real transfer on loopback captured twice at once by tcpdump: on ``lo`` (Ethernet, link type 1)
+    and on ``any`` (SLL2, 276, what a capture on every interface writes). Both must decode the same."""
+    import signal
+    import socket
+    import threading
+    import time
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    caps = {}
+    procs = []
+    for iface in ("lo", "any"):
+        caps[iface] = tmp_path / f"{iface}.pcap"
+        p = subprocess.Popen(
+            [
+                "tcpdump",
+                "-i",
+                iface,
+                "-U",
+                "--immediate-mode",
+                "-s",
+                "128",
+                "-w",
+                str(caps[iface]),
+                f"tcp port {port}",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stderr is not None
+        while "listening on" not in (line := p.stderr.readline()):  # "data link type LINUX_SLL2" first
+            assert line, "tcpdump did not start"
+        procs.append(p)
+    got = []
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            while data := conn.recv(1 << 16):
+                got.append(len(data))
+
+    th = threading.Thread(target=serve)
+    th.start()
+    with socket.create_connection(("127.0.0.1", port)) as c:
+        c.sendall(bytes(300_000))
+    th.join(10)
+    srv.close()
+    time.sleep(0.5)
+    for p in procs:
+        p.send_signal(signal.SIGINT)
+        p.wait(10)
+    assert sum(got) == 300_000
+    lo, anyc = read_table(caps["lo"]), read_table(caps["any"])
+    assert set(lo.linktype.tolist()) == {1} and set(anyc.linktype.tolist()) == {276}
+    assert len(lo) == len(anyc) > 0
+    for col in ("frame_len", "src", "dst", "proto", "sport", "dport", "payload", "seq", "flags"):
+        assert getattr(lo, col).tolist() == getattr(anyc, col).tolist(), col
+    to_srv = lo.dport == port
+    assert int(lo.payload[to_srv].sum()) == 300_000  # every byte sent, seen once
