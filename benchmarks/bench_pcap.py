@@ -173,11 +173,11 @@ def main() -> None:
         cells["old reader (one Python object per packet)"] = timed(
             [py, "-c", f"import pcap_old; assert len(pcap_old.read({str(CACHE)!r})) == {N}"], env_old
         )
-        cells["new reader (read_table: numpy columns)"] = timed(
+        cells["new reader (read_columns: numpy columns)"] = timed(
             [
                 py,
                 "-c",
-                f"from pktchar.testbed.pcap import read_table; assert len(read_table({str(CACHE)!r})) == {N}",
+                f"from pktchar.testbed.pcap import read_columns; assert len(read_columns({str(CACHE)!r})) == {N}",
             ],
             env,
         )
@@ -230,7 +230,7 @@ def main() -> None:
         *[f"| {k} | {v:.2f} |" for k, v in cells.items()],
         *[f"| {k} (peer) | {v:.2f} |" for k, v in peers.items()],
         "",
-        f"Speed-up of the reader: {cells['old reader (one Python object per packet)'] / cells['new reader (read_table: numpy columns)']:.0f}x. "
+        f"Speed-up of the reader: {cells['old reader (one Python object per packet)'] / cells['new reader (read_columns: numpy columns)']:.0f}x. "
         "The old reader (commit "
         f"{OLD_COMMIT}) built one dataclass per packet; the new one walks the records once over the file in memory "
         "and decodes Ethernet/SLL/SLL2, IPv4/IPv6 and TCP/UDP headers as numpy columns; compare works on those "

@@ -16,7 +16,7 @@ from pktchar.errors import PktcharError
 from pktchar.packets import Transport, packetize
 from pktchar.testbed.compare import PREDICTION_KIND, compare
 from pktchar.testbed.dissector import lua_dissector
-from pktchar.testbed.pcap import PcapError, addr_key, read_table
+from pktchar.testbed.pcap import PcapError, addr_key, read_columns
 
 from conftest import run_cli
 
@@ -109,17 +109,17 @@ def test_reader_agrees_with_scapy(tmp_path):
     """scapy's own raw readers as the reference: the same number of records and original lengths."""
     files = _variants(tmp_path)
     for name in ("pcap-us-le", "pcap-ns-be", "sll2", "snap128"):
-        tab = read_table(files[name])
+        tab = read_columns(files[name])
         ref = [meta.wirelen for _, meta in RawPcapReader(str(files[name]))]
         assert tab.orig_len.tolist() == ref, name
     for name in ("pcapng-us", "pcapng-ns-be", "sll2-pcapng"):
-        tab = read_table(files[name])
+        tab = read_columns(files[name])
         ref = [meta.wirelen for _, meta in RawPcapNgReader(str(files[name]))]
         assert tab.orig_len.tolist() == ref, name
-    tab = read_table(files["sll2"])
+    tab = read_columns(files["sll2"])
     assert set(tab.linktype.tolist()) == {276}
     # SLL2 keeps no Ethernet header: frame length = IP length + 14, as on the Ethernet link
-    eth = read_table(files["pcap-us-le"])
+    eth = read_columns(files["pcap-us-le"])
     assert tab.frame_len.tolist() == eth.frame_len.tolist()
     assert (tab.src[:1] == addr_key(DEV)).all()
 
@@ -158,8 +158,8 @@ def test_truncated_without_and_with_partial(tmp_path):
     # section header 28 + interface block 32 (one 8 B option + end) + 3 blocks of 32 + 1516 (1514 padded)
     ng.write_bytes(ng.read_bytes()[: 28 + 32 + 3 * 1548 + 50])
     with pytest.raises(PcapError, match=r"truncated at byte 4704: packet 4's block has 50 of 1548 bytes"):
-        read_table(ng)
-    assert len(read_table(ng, partial=True)) == 3
+        read_columns(ng)
+    assert len(read_columns(ng, partial=True)) == 3
 
 
 def test_cli_partial(tmp_path):
@@ -178,20 +178,20 @@ def test_other_link_types_and_garbage(tmp_path):
     f = tmp_path / "raw.pcap"
     write_pcap(f, [(1.0, b"\x45" + b"\0" * 39)], linktype=101)
     with pytest.raises(PcapError, match=r"link type 101 \(raw IP\) is not supported \(only Ethernet"):
-        read_table(f)
+        read_columns(f)
     ng = tmp_path / "wifi.pcapng"
     write_pcapng(ng, [(1.0, b"\0" * 30)], linktype=105)
     with pytest.raises(PcapError, match=r"link type 105 \(IEEE 802.11\) is not supported"):
-        read_table(ng)
+        read_columns(ng)
     f.write_bytes(b"\x0a\x0d\x0d\x0a" + b"\x1c\0\0\0" + b"\x00\x00\x00\x00" + b"\0" * 16)
     with pytest.raises(PcapError, match="malformed pcapng: bad byte-order magic"):
-        read_table(f)
+        read_columns(f)
     # a pcap header (Ethernet), then a record claiming 16 MB
     f.write_bytes(
         b"\xd4\xc3\xb2\xa1" + b"\0" * 16 + b"\x01\0\0\0" + b"\0" * 8 + b"\xff\xff\xff\x00" + b"\0" * 4
     )
     with pytest.raises(PcapError, match="claims 16777215 captured bytes"):
-        read_table(f)
+        read_columns(f)
 
 
 def test_encrypted_traffic_is_not_pktchar(tmp_path):
@@ -371,10 +371,44 @@ def test_real_tcpdump_any_sll2_reads_like_ethernet(tmp_path):
         p.send_signal(signal.SIGINT)
         p.wait(10)
     assert sum(got) == 300_000
-    lo, anyc = read_table(caps["lo"]), read_table(caps["any"])
+    lo, anyc = read_columns(caps["lo"]), read_columns(caps["any"])
     assert set(lo.linktype.tolist()) == {1} and set(anyc.linktype.tolist()) == {276}
     assert len(lo) == len(anyc) > 0
     for col in ("frame_len", "src", "dst", "proto", "sport", "dport", "payload", "seq", "flags"):
         assert getattr(lo, col).tolist() == getattr(anyc, col).tolist(), col
     to_srv = lo.dport == port
     assert int(lo.payload[to_srv].sum()) == 300_000  # every byte sent, seen once
+
+
+def test_udp_flow_and_inference_among_flows(tmp_path):
+    from craft import ipv4_udp
+
+    # by hand: a 5,000 B frame + 24 B header in chunks of 1500 - 28 - 12 = 1460 B: 1460, 1460, 1460, 644,
+    # each behind the 12 B fragment header -> IP lengths 1500 x 3 and 684 -> Ethernet 1514 x 3 + 698 = 5240
+    app = wire.FRAME.pack(0, 1, 0, 5000, 0) + bytes(5000)
+    chunk = 1460
+    pkts = [
+        (
+            1.0 + k * 1e-4,
+            ipv4_udp(DEV, EDGE, 40000, PORT, wire.FRAGMENT.pack(0, k, 4) + app[k * chunk : (k + 1) * chunk]),
+        )
+        for k in range(4)
+    ]
+    # a smaller unrelated TCP flow the inference must not pick: 3 segments of 100 B
+    pkts += [
+        (2.0 + i, ipv4_tcp("10.0.0.5", "10.0.0.9", 443, 51000, 1 + 100 * i, 1, 0x18, bytes(100)))
+        for i in range(3)
+    ]
+    f = tmp_path / "u.pcapng"
+    write_pcapng(f, pkts)
+    pred = _prediction([5000])
+    pred["proto"] = "udp"
+    pk = packetize(5000, Transport("udp", 1500))
+    pred["frames"][0].update(packets=pk.count, sizes=[list(x) for x in pk.sizes], frame_bytes=pk.frame_bytes)
+    c = compare(f, pred)
+    assert c.row("packets (data direction)").measured == 4 == c.row("packets (data direction)").predicted
+    assert c.row("bytes on the wire (data direction, Ethernet frames)").measured == 3 * 1514 + 698
+    assert c.row("payload bytes").measured == 5000 and c.other_packets == 3
+    inferred = compare(f)
+    assert inferred.flow == f"udp {DEV} -> {EDGE}:{PORT}"
+    assert inferred.row("packets (data direction)").measured == 4

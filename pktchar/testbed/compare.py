@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import PktcharError
 from ..packets import FRAGMENT_HEADER, Transport, packetize
-from .pcap import PLEN_LABELS, TCP, UDP, Table, addr_key, addr_str, plen_bucket, plen_counts, read_table
+from .pcap import PLEN_LABELS, TCP, UDP, Columns, addr_key, addr_str, plen_bucket, plen_counts, read_columns
 
 PREDICTION_KIND = "pktchar-prediction"
 
@@ -119,11 +119,11 @@ def compare(
 ) -> Comparison:
     """Analyse ``pcap``; with a prediction, set every figure beside its predicted value.
 
-    Works on the capture's numpy columns (:func:`~pktchar.testbed.pcap.read_table`): boolean masks pick
+    Works on the capture's numpy columns (:func:`~pktchar.testbed.pcap.read_columns`): boolean masks pick
     the data and back directions, repeated TCP sequence numbers are retransmissions, and frames are
     cut where the cumulative payload reaches each frame's end. ``partial=True`` analyses the packets
     before a truncation (a note says how many) instead of failing."""
-    tab = read_table(pcap, partial=partial)  # a PcapError says where a file is truncated or malformed
+    tab = read_columns(pcap, partial=partial)  # a PcapError says where a file is truncated or malformed
     if not len(tab):
         raise PktcharError(f"{pcap}: the capture holds no packets")
     if prediction is None:
@@ -244,7 +244,7 @@ def _key(ip: str) -> bytes:
         raise PktcharError(f"the prediction's address {ip!r} is not an IP address") from e
 
 
-def _flow_names(tab: Table) -> list[str]:
+def _flow_names(tab: Columns) -> list[str]:
     """The capture's TCP/UDP flows as "proto src:sport -> dst:dport", sorted."""
     m = tab.proto > 0
     if not m.any():
@@ -310,18 +310,17 @@ def _split_frames(
     return out
 
 
-def _infer(tab: Table) -> dict[str, Any]:
+def _infer(tab: Columns) -> dict[str, Any]:
     """No prediction given: take the busiest TCP/UDP direction and analyse it as one frame stream."""
     m = (tab.proto > 0) & (tab.payload > 0)
     if not m.any():
         raise PktcharError("the capture holds no TCP or UDP data")
     rec = np.zeros(int(m.sum()), [("p", "u1"), ("s", "S16"), ("d", "S16"), ("dp", "i8")])
     rec["p"], rec["s"], rec["d"], rec["dp"] = tab.proto[m], tab.src[m], tab.dst[m], tab.dport[m]
-    keys, inv = np.unique(rec, return_inverse=True)
+    keys, first, inv = np.unique(rec, return_index=True, return_inverse=True)
     inv = inv.ravel()
     volume = np.bincount(inv, weights=tab.frame_len[m], minlength=len(keys))
-    # ties: the flow seen first, as a dict would keep it
-    best = max(range(len(keys)), key=lambda k: (volume[k], -int(np.argmax(inv == k))))
+    best = int(np.lexsort((first, -volume))[0])  # the most bytes; ties: the flow seen first
     k = keys[best]
     rows = np.flatnonzero(m)[inv == best]
     proto = _PROTO_NAME[int(k["p"])]

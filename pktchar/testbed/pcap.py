@@ -10,7 +10,7 @@ SLL2, IPv4/IPv6 and TCP/UDP headers are decoded column by column with numpy. sca
 build Python objects per packet, ~30 times slower than this walk.
 
 A truncated file raises :class:`PcapError` saying at which byte; with ``partial=True`` the packets
-before the truncation are returned and :attr:`Table.truncated_at` says where it stopped. A malformed
+before the truncation are returned and :attr:`Columns.truncated_at` says where it stopped. A malformed
 file or another link type is one line too.
 """
 
@@ -82,20 +82,20 @@ PLEN_LABELS = [
 
 
 class PcapError(PktcharError):
-    """A capture pktchar cannot read, as one line; ``table`` holds the packets read before a truncation."""
+    """A capture pktchar cannot read, as one line; ``columns`` hold the packets read before a truncation."""
 
-    def __init__(self, msg: str, table: Table | None = None) -> None:
+    def __init__(self, msg: str, columns: Columns | None = None) -> None:
         super().__init__(msg)
-        self.table = table
+        self.columns = columns
 
     @property
     def packets(self) -> list[Packet]:
-        return self.table.packets() if self.table is not None else []
+        return self.columns.packets() if self.columns is not None else []
 
 
 @dataclass(frozen=True)
 class Packet:
-    """One packet's facts (for small uses and tests; :func:`read_table` is the fast path)."""
+    """One packet's facts (for small uses and tests; :func:`read_columns` is the fast path)."""
 
     ts: float  # seconds
     frame_len: int  # Ethernet frame length, no FCS (cooked captures: IP length + 14)
@@ -111,7 +111,7 @@ class Packet:
 
 
 @dataclass
-class Table:
+class Columns:
     """Every packet of a capture as numpy columns (row i = packet i, in capture order).
 
     ``src``/``dst`` are 16-byte strings (``S16``): IPv6 addresses, IPv4 ones mapped (``::ffff:a.b.c.d``);
@@ -164,7 +164,7 @@ class Table:
 
 
 def addr_key(ip: str) -> bytes:
-    """The 16-byte form :attr:`Table.src`/``dst`` hold for an address string."""
+    """The 16-byte form :attr:`Columns.src`/``dst`` hold for an address string."""
     a = ipaddress.ip_address(ip)
     return (b"\0" * 10 + b"\xff\xff" + a.packed) if a.version == 4 else a.packed
 
@@ -188,11 +188,11 @@ def plen_counts(frame_len: np.ndarray) -> np.ndarray:
 
 
 def read(path: str | Path) -> list[Packet]:
-    """Every packet as a :class:`Packet` (small captures; compare uses :func:`read_table`)."""
-    return read_table(path).packets()
+    """Every packet as a :class:`Packet` (small captures; compare uses :func:`read_columns`)."""
+    return read_columns(path).packets()
 
 
-def read_table(path: str | Path, partial: bool = False) -> Table:
+def read_columns(path: str | Path, partial: bool = False) -> Columns:
     """Read a pcap or pcapng capture into numpy columns; see the module docstring for what is accepted."""
     p = Path(path)
     if not p.is_file():
@@ -438,7 +438,7 @@ COLUMNS = (
 )
 
 
-def _decode(p: Path, buf: np.ndarray, rec: _Records) -> Table:
+def _decode(p: Path, buf: np.ndarray, rec: _Records) -> Columns:
     """Decode the headers chunk by chunk (bounded index arrays) and join the columns."""
     n = len(rec.data_off)
     parts = []
@@ -447,7 +447,7 @@ def _decode(p: Path, buf: np.ndarray, rec: _Records) -> Table:
         h = _gather(buf, rec.data_off[sl], GATHER)
         parts.append(_decode_chunk(h, rec.linktype[sl], rec.cap_len[sl], rec.orig_len[sl]))
     cols = {k: np.concatenate([c[k] for c in parts]) for k in COLUMNS}
-    return Table(
+    return Columns(
         str(p),
         rec.linktype,
         rec.ts,
