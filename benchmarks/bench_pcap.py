@@ -159,19 +159,31 @@ def main() -> None:
     py = sys.executable
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.TemporaryDirectory() as tmp:
-        old = Path(tmp) / "pcap_old.py"
-        src = subprocess.run(
-            ["git", "show", f"{OLD_COMMIT}:pktchar/testbed/pcap.py"],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=True,
-        ).stdout
-        old.write_text(src.replace("from ..errors import", "from pktchar.errors import"))
+        old = Path(tmp) / "oldtb"  # the old reader and the old per-packet compare, as a package
+        old.mkdir()
+        (old / "__init__.py").write_text("")
+        for name in ("pcap", "compare"):
+            src = subprocess.run(
+                ["git", "show", f"{OLD_COMMIT}:pktchar/testbed/{name}.py"],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                check=True,
+            ).stdout
+            (old / f"{name}.py").write_text(src.replace("from ..", "from pktchar."))
         env_old = {**env, "PYTHONPATH": f"{tmp}:{REPO}"}
         cells = {}
         cells["old reader (one Python object per packet)"] = timed(
-            [py, "-c", f"import pcap_old; assert len(pcap_old.read({str(CACHE)!r})) == {N}"], env_old
+            [py, "-c", f"from oldtb.pcap import read; assert len(read({str(CACHE)!r})) == {N}"], env_old
+        )
+        cells["old compare (old reader + per-packet analysis, in one process)"] = timed(
+            [
+                py,
+                "-c",
+                "from oldtb.compare import compare, load_prediction; "
+                f"compare({str(CACHE)!r}, load_prediction({str(pred)!r}))",
+            ],
+            env_old,
         )
         cells["new reader (read_columns: numpy columns)"] = timed(
             [
@@ -208,6 +220,7 @@ def main() -> None:
                 ["tcpdump", "-r", str(CACHE), "-w", "/dev/null"]
             )
     rows = {r["metric"]: r for r in d["rows"]}
+    vals = list(cells.values())
     ver = (
         subprocess.run(["tshark", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
         if shutil.which("tshark")
@@ -230,7 +243,8 @@ def main() -> None:
         *[f"| {k} | {v:.2f} |" for k, v in cells.items()],
         *[f"| {k} (peer) | {v:.2f} |" for k, v in peers.items()],
         "",
-        f"Speed-up of the reader: {cells['old reader (one Python object per packet)'] / cells['new reader (read_columns: numpy columns)']:.0f}x. "
+        f"Speed-up of the reader: {vals[0] / vals[2]:.1f}x; of compare (old compare against the whole new "
+        f"`pktchar compare` process): {vals[1] / vals[3]:.1f}x. "
         "The old reader (commit "
         f"{OLD_COMMIT}) built one dataclass per packet; the new one walks the records once over the file in memory "
         "and decodes Ethernet/SLL/SLL2, IPv4/IPv6 and TCP/UDP headers as numpy columns; compare works on those "
