@@ -208,6 +208,9 @@ def main() -> None:
             [py, "-c", "import pktchar.testbed.compare"], env
         )
         peers = {}
+        peers["scapy `RawPcapReader` (yields every record, decodes nothing)"] = timed(
+            [py, "-c", f"from scapy.utils import RawPcapReader\nfor _ in RawPcapReader({str(CACHE)!r}): pass"]
+        )
         if shutil.which("tshark"):
             peers["`tshark -r FILE -q -z io,stat,0`"] = timed(
                 ["tshark", "-r", str(CACHE), "-q", "-z", "io,stat,0"]

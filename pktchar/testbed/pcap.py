@@ -7,7 +7,8 @@ writes). The records are walked once over the file in memory (no per-packet Pyth
 first :data:`GATHER` bytes of every packet are gathered into a 2-D ``uint8`` array and Ethernet/SLL/
 SLL2, IPv4/IPv6 and TCP/UDP headers are decoded column by column with numpy. scapy's own readers
 (``RawPcapReader``, ``RawPcapNgReader``) are the reference the tests check this one against; they
-build Python objects per packet, ~30 times slower than this walk.
+yield a Python tuple per record, 1.2-1.6 s (pcap) and 2.4 s (pcapng) per million records before any
+header is decoded, about what this whole reader takes (benchmarks/bench_pcap.py).
 
 A truncated file raises :class:`PcapError` saying at which byte; with ``partial=True`` the packets
 before the truncation are returned and :attr:`Columns.truncated_at` says where it stopped. A malformed
