@@ -317,8 +317,9 @@ def test_dissector_under_tshark(tmp_path):
 
 @pytest.mark.root
 def test_real_tcpdump_any_sll2_reads_like_ethernet(tmp_path):
-    """A real transfer on loopback captured twice at once by tcpdump: on ``lo`` (Ethernet, link type 1)
-    and on ``any`` (SLL2, 276, what a capture on every interface writes). Both must decode the same."""
+    """A real transfer on loopback captured at once by tcpdump on ``lo`` (Ethernet, link type 1) and on
+    ``any`` (SLL2, 276, what a capture on every interface writes), and by Wireshark's dumpcap on ``any``
+    (pcapng of SLL, 113) when it is installed. All must decode the same."""
     import signal
     import socket
     import threading
@@ -352,6 +353,18 @@ def test_real_tcpdump_any_sll2_reads_like_ethernet(tmp_path):
         while "listening on" not in (line := p.stderr.readline()):  # "data link type LINUX_SLL2" first
             assert line, "tcpdump did not start"
         procs.append(p)
+    if shutil.which("dumpcap"):
+        caps["dumpcap"] = tmp_path / "any.pcapng"
+        p = subprocess.Popen(
+            ["dumpcap", "-i", "any", "-f", f"tcp port {port}", "-w", str(caps["dumpcap"])],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert p.stderr is not None
+        while not (line := p.stderr.readline()).startswith("File:"):
+            assert line, "dumpcap did not start"
+        time.sleep(0.5)
+        procs.append(p)
     got = []
 
     def serve() -> None:
@@ -376,6 +389,11 @@ def test_real_tcpdump_any_sll2_reads_like_ethernet(tmp_path):
     assert len(lo) == len(anyc) > 0
     for col in ("frame_len", "src", "dst", "proto", "sport", "dport", "payload", "seq", "flags"):
         assert getattr(lo, col).tolist() == getattr(anyc, col).tolist(), col
+    if "dumpcap" in caps:
+        ng = read_columns(caps["dumpcap"])
+        assert ng.fmt == "pcapng" and set(ng.linktype.tolist()) == {113}
+        for col in ("frame_len", "src", "dst", "proto", "sport", "dport", "payload", "seq", "flags"):
+            assert getattr(lo, col).tolist() == getattr(ng, col).tolist(), col
     to_srv = lo.dport == port
     assert int(lo.payload[to_srv].sum()) == 300_000  # every byte sent, seen once
 
