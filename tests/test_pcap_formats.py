@@ -234,6 +234,8 @@ def test_dissector_is_generated_from_the_wire_table():
     for name, _ in wire.FRAGMENT_FIELDS:
         assert f'"pktchar.frag.{name}"' in lua
     assert 'Pref.uint("Replay port", 6000' in lua and "dissect_tcp_pdus" in lua
+    r = run_cli("wireshark-dissector", "--port", "70000")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "not a TCP/UDP port" in r.stderr
 
 
 @pytest.mark.skipif(

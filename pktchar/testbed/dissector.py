@@ -18,6 +18,7 @@ The replay port (default 5201) is the preference ``pktchar.port``.
 from __future__ import annotations
 
 from .. import wire
+from ..errors import PktcharError
 
 _UINT = {1: "uint8", 2: "uint16", 4: "uint32", 8: "uint64"}
 
@@ -38,6 +39,8 @@ def _fields(prefix: str, var: str, fields: tuple[tuple[str, int], ...]) -> tuple
 
 def lua_dissector(port: int = 5201) -> str:
     """The dissector's Lua source."""
+    if not 0 < port < 65536:
+        raise PktcharError(f"port {port} is not a TCP/UDP port (1-65535)")
     frame_decl, frame_add = _fields("", "f", wire.FRAME_FIELDS)
     frag_decl, frag_add = _fields("frag.", "g", wire.FRAGMENT_FIELDS)
     ans_decl, ans_add = _fields("answer.", "a", wire.ANSWER_FIELDS)
