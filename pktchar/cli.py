@@ -714,18 +714,33 @@ def compare_cmd(
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite a non-empty report folder")] = False,
     fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="A truncated capture: analyse the packets before the cut")
+    ] = False,
 ) -> None:
-    """Measured against predicted for a capture: packets, sizes, wire bytes, goodput, frame times."""
+    """Measured against predicted for a capture (pcap or pcapng; Ethernet, Linux cooked SLL/SLL2):
+    packets, sizes, wire bytes, goodput, frame times."""
     from . import views
     from .testbed.scenario import compare_capture
 
-    c = compare_capture(pcap, prediction)
+    c = compare_capture(pcap, prediction, partial=partial)
     if out is not None:
         from .run_report import write_comparison
 
         write_comparison(c, out, force=force)
         print(f"wrote {out}/report.md, report.tex, report.json and figures/", file=sys.stderr)
     _present(views.compare_output(c), fmt.value)
+
+
+@app.command("wireshark-dissector")
+@friendly
+def wireshark_dissector_cmd(
+    port: Annotated[int, typer.Option("--port", help="Default replay port (a Wireshark preference)")] = 5201,
+) -> None:
+    """Print a Wireshark Lua dissector for pktchar's framing (use: tshark -X lua_script:pktchar.lua)."""
+    from .testbed.dissector import lua_dissector
+
+    sys.stdout.write(lua_dissector(port))
 
 
 def main() -> None:

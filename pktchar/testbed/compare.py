@@ -6,20 +6,21 @@ every frame its payload and the packets :func:`pktchar.packets.packetize`
 predicts. Frames are found in the capture by the byte offsets of the data
 direction (each application frame is ``app_header + payload`` bytes), so a
 retransmitted segment shows as one (counted apart, never as data twice).
+Everything runs on the capture's numpy columns: no Python object per packet.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import PktcharError
 from ..packets import FRAGMENT_HEADER, Transport, packetize
-from .pcap import PLEN_LABELS, Packet, plen_bucket, read
-
-PREDICTION_KIND = "pktchar-prediction"
+from .pcap import PLEN_LABELS, TCP, UDP, Columns, addr_key, addr_str, plen_bucket, plen_counts, read_columns
+from .scenario import PREDICTION_KIND
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Comparison:
     retransmissions: int
     other_packets: int
     notes: list[str] = field(default_factory=list)
+    packets_analysed: int = 0  # packets read from the capture (all of them, or those before a truncation)
+    truncated_at: int | None = None  # partial analysis: the byte where the capture is cut
 
     def row(self, metric: str) -> Row:
         for r in self.rows:
@@ -88,47 +91,44 @@ class Comparison:
             "retransmissions": self.retransmissions,
             "other_packets": self.other_packets,
             "notes": self.notes,
+            "packets_analysed": self.packets_analysed,
+            "truncated_at": self.truncated_at,
         }
-
-
-def load_prediction(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        d = json.loads(p.read_text())
-    except FileNotFoundError as e:
-        raise PktcharError(f"prediction {p} does not exist") from e
-    except json.JSONDecodeError as e:
-        raise PktcharError(f"prediction {p} is not JSON: {e.msg} at line {e.lineno}") from e
-    if d.get("kind") != PREDICTION_KIND:
-        raise PktcharError(f"{p} is not a pktchar prediction (written by `pktchar replay`)")
-    return d
 
 
 def compare(
     pcap: str | Path,
     prediction: dict[str, Any] | None = None,
     app_results: list[dict[str, Any]] | None = None,
+    partial: bool = False,
 ) -> Comparison:
-    """Analyse ``pcap``; with a prediction, set every figure beside its predicted value."""
-    pkts = read(pcap)  # a PcapError says where a file is truncated or malformed
-    if not pkts:
+    """Analyse ``pcap``; with a prediction, set every figure beside its predicted value.
+
+    Works on the capture's numpy columns (:func:`~pktchar.testbed.pcap.read_columns`): boolean masks pick
+    the data and back directions, repeated TCP sequence numbers are retransmissions, and frames are
+    cut where the cumulative payload reaches each frame's end. ``partial=True`` analyses the packets
+    before a truncation (a note says how many) instead of failing."""
+    tab = read_columns(pcap, partial=partial)  # a PcapError says where a file is truncated or malformed
+    if not len(tab):
         raise PktcharError(f"{pcap}: the capture holds no packets")
     if prediction is None:
-        prediction = _infer(pkts)
+        prediction = _infer(tab)
     proto = prediction["proto"]
+    pnum = _PROTO_NUM.get(proto, -1)
     port = int(prediction["port"])
     dev, edge = prediction["device_ip"], prediction["edge_ip"]
-    data = [p for p in pkts if p.proto == proto and p.dport == port and p.src == dev and p.dst == edge]
-    back = [p for p in pkts if p.proto == proto and p.sport == port and p.src == edge and p.dst == dev]
-    if not data:
-        flows = sorted(
-            {f"{p.proto} {p.src}:{p.sport} -> {p.dst}:{p.dport}" for p in pkts if p.proto in ("tcp", "udp")}
-        )
+    is_p = tab.proto == pnum
+    dkey, ekey = np.bytes_(_key(dev)), np.bytes_(_key(edge))
+    data_m = is_p & (tab.dport == port) & (tab.src == dkey) & (tab.dst == ekey)
+    back_m = is_p & (tab.sport == port) & (tab.src == ekey) & (tab.dst == dkey)
+    n_data, n_back = int(data_m.sum()), int(back_m.sum())
+    if not n_data:
+        flows = _flow_names(tab)
         raise PktcharError(
             f"{pcap}: no pktchar traffic in the capture (expected {proto} {dev} -> {edge}:{port}; found "
             f"{', '.join(flows[:3]) or 'no TCP/UDP flows'}{' ...' if len(flows) > 3 else ''})"
         )
-    other = len(pkts) - len(data) - len(back)
+    other = len(tab) - n_data - n_back
     t = Transport(
         proto,
         int(prediction["mtu"]),
@@ -138,19 +138,20 @@ def compare(
     frames_pred = prediction["frames"]
     rate = float(prediction["rate_bps"])
 
-    carrying = [p for p in data if p.payload > 0]
+    idx = np.flatnonzero(data_m & (tab.payload > 0))  # the data direction's carrying packets
     retrans = 0
-    if proto == "tcp":
-        seen: set[int] = set()
-        uniq = []
-        for p in carrying:
-            if p.seq in seen:
-                retrans += 1
-                continue
-            seen.add(p.seq)
-            uniq.append(p)
-        carrying = uniq
-    frames = _split_frames(carrying, frames_pred, t, rate, proto)
+    if proto == "tcp" and len(idx):
+        # unwrap the 32-bit sequence numbers (a long flow wraps), then keep each one's first segment
+        step = np.diff(tab.seq[idx].astype(np.int64))
+        step = (step + (1 << 31)) % (1 << 32) - (1 << 31)
+        seq = np.concatenate([[0], np.cumsum(step)])
+        _, first = np.unique(seq, return_index=True)
+        retrans = len(idx) - len(first)
+        idx = idx[np.sort(first)]
+    ts = tab.ts[idx]
+    flen = tab.frame_len[idx]
+    pay = tab.payload[idx] - (FRAGMENT_HEADER if proto == "udp" else 0)
+    frames = _split_frames(ts, flen, pay, frames_pred, t, rate)
     if app_results:
         by_id = {r["id"]: r for r in app_results if "id" in r}
         for f in frames:
@@ -162,17 +163,14 @@ def compare(
                 )
     pred_packets = sum(f["packets"] for f in frames_pred)
     pred_bytes = sum(f["frame_bytes"] for f in frames_pred)
-    meas_bytes = sum(p.frame_len for p in carrying)
     rows = [
         Row("frames", len(frames_pred), sum(1 for f in frames if f.packets), ""),
-        Row("packets (data direction)", pred_packets, len(carrying), ""),
-        Row("bytes on the wire (data direction, Ethernet frames)", pred_bytes, meas_bytes, "B"),
+        Row("packets (data direction)", pred_packets, len(idx), ""),
+        Row("bytes on the wire (data direction, Ethernet frames)", pred_bytes, int(flen.sum()), "B"),
         Row(
             "payload bytes",
             sum(f["payload"] for f in frames_pred),
-            sum(p.payload for p in carrying)
-            - (FRAGMENT_HEADER * len(carrying) if proto == "udp" else 0)
-            - t.app_header * len(frames_pred),
+            int(pay.sum()) - t.app_header * len(frames_pred),
             "B",
         ),
     ]
@@ -196,13 +194,13 @@ def compare(
     for f in frames_pred:
         for size, n in f["sizes"]:
             hist_p[plen_bucket(size + 14)] += n
-    hist_m = [0] * len(PLEN_LABELS)
-    for p in carrying:
-        hist_m[plen_bucket(p.frame_len)] += 1
+    hist_m = [int(x) for x in plen_counts(flen)]
     histogram = [
         (PLEN_LABELS[i], hist_p[i], hist_m[i]) for i in range(len(PLEN_LABELS)) if hist_p[i] or hist_m[i]
     ]
     notes = []
+    if tab.truncated_at is not None:
+        notes.append(f"analysed the {len(tab)} packets before the truncation at byte {tab.truncated_at}")
     if retrans:
         notes.append(f"{retrans} retransmitted segments (not counted as data)")
     return Comparison(
@@ -211,10 +209,42 @@ def compare(
         rows,
         histogram,
         frames,
-        len(back),
+        n_back,
         retrans,
         other,
         notes,
+        packets_analysed=len(tab),
+        truncated_at=tab.truncated_at,
+    )
+
+
+_PROTO_NUM = {"tcp": TCP, "udp": UDP}
+_PROTO_NAME = {TCP: "tcp", UDP: "udp"}
+
+
+def _key(ip: str) -> bytes:
+    try:
+        return addr_key(ip)
+    except ValueError as e:
+        raise PktcharError(f"the prediction's address {ip!r} is not an IP address") from e
+
+
+def _flow_names(tab: Columns) -> list[str]:
+    """The capture's TCP/UDP flows as "proto src:sport -> dst:dport", sorted."""
+    m = tab.proto > 0
+    if not m.any():
+        return []
+    rec = np.zeros(int(m.sum()), [("p", "u1"), ("s", "S16"), ("sp", "i8"), ("d", "S16"), ("dp", "i8")])
+    rec["p"], rec["s"], rec["sp"], rec["d"], rec["dp"] = (
+        tab.proto[m],
+        tab.src[m],
+        tab.sport[m],
+        tab.dst[m],
+        tab.dport[m],
+    )
+    return sorted(
+        f"{_PROTO_NAME[int(r['p'])]} {addr_str(r['s'])}:{r['sp']} -> {addr_str(r['d'])}:{r['dp']}"
+        for r in np.unique(rec)
     )
 
 
@@ -230,28 +260,33 @@ def _predicted_transfer(frame_bytes: int, t: Transport, rate: float, bucket: int
 
 
 def _split_frames(
-    carrying: list[Packet], frames_pred: list[dict[str, Any]], t: Transport, rate: float, proto: str
+    ts: np.ndarray,
+    flen: np.ndarray,
+    pay: np.ndarray,
+    frames_pred: list[dict[str, Any]],
+    t: Transport,
+    rate: float,
 ) -> list[FrameResult]:
+    """Frame i ends with the first packet whose cumulative application bytes reach the end of frame i
+    (frames are ``app_header + payload`` bytes back to back); a packet carrying the end of one frame and
+    the start of the next counts for the first."""
+    need = np.cumsum([fp["payload"] + t.app_header for fp in frames_pred], dtype=np.int64)
+    got = np.cumsum(pay)
+    ends = np.minimum(np.searchsorted(got, need, side="left") + 1, len(pay))  # one past each frame's last
+    starts = np.concatenate([[0], ends[:-1]])
+    cum_len = np.concatenate([[0], np.cumsum(flen)])
     out = []
-    i = 0
-    for fp in frames_pred:
-        need = fp["payload"] + t.app_header
-        got = 0
-        pk: list[Packet] = []
-        while i < len(carrying) and got < need:
-            p = carrying[i]
-            got += p.payload - (FRAGMENT_HEADER if proto == "udp" else 0)
-            pk.append(p)
-            i += 1
-        span = (pk[-1].ts - pk[0].ts) if len(pk) > 1 else None
+    for fp, a, b in zip(frames_pred, starts.tolist(), ends.tolist(), strict=True):
+        count = max(0, b - a)
+        span = float(ts[b - 1] - ts[a]) if count > 1 else None
         pred_span = (fp["frame_bytes"] - (fp["sizes"][0][0] + 14)) * 8 / rate if fp["packets"] > 1 else None
         out.append(
             FrameResult(
                 fp["id"],
                 fp["payload"],
-                len(pk),
+                count,
                 fp["packets"],
-                sum(p.frame_len for p in pk),
+                int(cum_len[b] - cum_len[a]) if count else 0,
                 fp["frame_bytes"],
                 span,
                 pred_span,
@@ -260,31 +295,34 @@ def _split_frames(
     return out
 
 
-def _infer(pkts: list[Packet]) -> dict[str, Any]:
+def _infer(tab: Columns) -> dict[str, Any]:
     """No prediction given: take the busiest TCP/UDP direction and analyse it as one frame stream."""
-    flows: dict[tuple[str, str, str, int], int] = {}
-    for p in pkts:
-        if p.proto in ("tcp", "udp") and p.payload:
-            k = (p.proto, p.src, p.dst, p.dport)
-            flows[k] = flows.get(k, 0) + p.frame_len
-    if not flows:
+    m = (tab.proto > 0) & (tab.payload > 0)
+    if not m.any():
         raise PktcharError("the capture holds no TCP or UDP data")
-    proto, src, dst, port = max(flows, key=lambda k: flows[k])
-    data = [p for p in pkts if (p.proto, p.src, p.dst, p.dport) == (proto, src, dst, port) and p.payload]
-    mtu = max(p.ip_len for p in data)
-    payload = sum(p.payload for p in data)
+    rec = np.zeros(int(m.sum()), [("p", "u1"), ("s", "S16"), ("d", "S16"), ("dp", "i8")])
+    rec["p"], rec["s"], rec["d"], rec["dp"] = tab.proto[m], tab.src[m], tab.dst[m], tab.dport[m]
+    keys, first, inv = np.unique(rec, return_index=True, return_inverse=True)
+    inv = inv.ravel()
+    volume = np.bincount(inv, weights=tab.frame_len[m], minlength=len(keys))
+    best = int(np.lexsort((first, -volume))[0])  # the most bytes; ties: the flow seen first
+    k = keys[best]
+    rows = np.flatnonzero(m)[inv == best]
+    proto = _PROTO_NAME[int(k["p"])]
+    mtu = int(tab.ip_len[rows].max())
+    payload = int(tab.payload[rows].sum())
     t = Transport(proto, mtu, app_header=0)
     pk = packetize(payload, t)
-    span = data[-1].ts - data[0].ts
+    span = float(tab.ts[rows[-1]] - tab.ts[rows[0]])
     return {
         "kind": PREDICTION_KIND,
         "proto": proto,
-        "port": port,
-        "device_ip": src,
-        "edge_ip": dst,
+        "port": int(k["dp"]),
+        "device_ip": addr_str(k["s"]),
+        "edge_ip": addr_str(k["d"]),
         "mtu": mtu,
         "app_header": 0,
-        "rate_bps": (sum(p.frame_len for p in data[1:]) * 8 / span) if span > 0 else 1e9,
+        "rate_bps": (int(tab.frame_len[rows[1:]].sum()) * 8 / span) if span > 0 else 1e9,
         "frames": [
             {
                 "id": 0,

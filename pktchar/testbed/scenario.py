@@ -681,7 +681,7 @@ def read_frames(
         out.error = f"sender exited {proc.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}"
 
 
-def compare_capture(pcap: Path, prediction: Path | None = None) -> Any:
+def compare_capture(pcap: Path, prediction: Path | None = None, *, partial: bool = False) -> Any:
     """Compare a capture with the prediction beside it (or ``prediction``) and the application
     timings of the result file beside it; without a prediction, the busiest flow as one transfer."""
     from .compare import compare
@@ -690,11 +690,11 @@ def compare_capture(pcap: Path, prediction: Path | None = None) -> Any:
     path = prediction or artifacts.prediction
     pred = Prediction.load(path) if (prediction or path.exists()) else None
     if pred is None:
-        c = compare(pcap, None, None)
+        c = compare(pcap, None, None, partial=partial)
         c.notes.append("no prediction: the busiest flow is analysed as one transfer")
         return c
     frames = load_frames(artifacts.result) if artifacts.result.exists() else None
     flow = pred.flow().compare_input()
     if frames is not None and 0 < len(frames) < len(flow["frames"]):
         flow["frames"] = flow["frames"][: len(frames)]
-    return compare(pcap, flow, frames)
+    return compare(pcap, flow, frames, partial=partial)
