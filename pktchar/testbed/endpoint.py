@@ -191,7 +191,15 @@ def _pace(t0: int, i: int, fps: float | None) -> None:
             time.sleep(wait / 1e9)
 
 
-def send_tcp(host: str, port: int, frames: Frames, fps: float | None, split: int, calib: bool) -> int:
+def send_tcp(
+    host: str,
+    port: int,
+    frames: Frames,
+    fps: float | None,
+    split: int,
+    calib: bool,
+    start_at: int | None = None,
+) -> int:
     try:
         sock = socket.create_connection((host, port), timeout=10)
     except OSError as e:
@@ -203,7 +211,9 @@ def send_tcp(host: str, port: int, frames: Frames, fps: float | None, split: int
     # partly filled segment even under TCP_CORK, and the wire would show extra short segments.
     _buffer(sock, "SND", min(max(4 << 20, 2 * (frames.largest() + HEADER.size)), 256 << 20))
     ans = bytearray(ANSWER.size)
-    t0 = now()
+    t0 = now() if start_at is None else start_at  # a fleet's senders share one start instant
+    if start_at is not None and start_at > now():
+        time.sleep((start_at - now()) / 1e9)
     for i in range(len(frames)):
         payload = frames[i]
         _pace(t0, i, fps)
@@ -302,13 +312,14 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--split", type=int, default=0)
     s.add_argument("--mtu", type=int, default=1500)
     s.add_argument("--calibration", action="store_true")
+    s.add_argument("--start-at", type=int, default=None, help="CLOCK_MONOTONIC ns at which frame 0 is due")
     a = ap.parse_args(argv)
     try:
         if a.role == "recv":
             return receive_tcp(a.port, a.bind) if a.proto == "tcp" else receive_udp(a.port, a.bind)
         frames = Frames(a.payload, json.loads(Path(a.sizes).read_text()))
         if a.proto == "tcp":
-            return send_tcp(a.host, a.port, frames, a.fps, a.split, a.calibration)
+            return send_tcp(a.host, a.port, frames, a.fps, a.split, a.calibration, a.start_at)
         return send_udp(a.host, a.port, frames, a.fps, a.split, a.mtu, a.calibration)
     except KeyboardInterrupt:
         return 130

@@ -174,9 +174,10 @@ class Link:
     delay: float | None = None  # seconds, netem only
     loss: float | None = None  # fraction, netem only
     burst: int | None = None  # tbf bucket in bytes (default: 2 full frames)
+    edge: float | None = None  # bridge -> edge (the link every device shares into the edge; None: uplink)
 
     def __post_init__(self) -> None:
-        for r in (self.uplink, self.downlink):
+        for r in (self.uplink, self.downlink, self.edge):
             if r is not None and not (MIN_RATE <= r <= MAX_RATE):
                 raise TestbedError(
                     f"link rate {r:g} bit/s is outside what tbf shapes here ({MIN_RATE / 1e3:g} kbit/s to "
@@ -204,6 +205,10 @@ class Topology:
     netem: bool = False
     closed: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
+    uplinks: dict[str, float] = field(
+        default_factory=dict
+    )  # an endpoint's own egress rate, if not link.uplink
+    bridged: bool = False  # a bridge even for two endpoints (the edge link is then the bridge's port)
 
     def ns_name(self, ep: str) -> str:
         return f"{PREFIX}-{self.run_id}-{ep}"
@@ -249,7 +254,7 @@ class Topology:
             for key in ("net.ipv6.conf.all.disable_ipv6", "net.ipv6.conf.default.disable_ipv6"):
                 run(["sysctl", "-qw", f"{key}=1"], ns=ns, check=False)
             run(["sysctl", "-qw", "net.ipv4.tcp_slow_start_after_idle=0"], ns=ns, check=False)
-        if len(self.endpoints) == 2:
+        if len(self.endpoints) == 2 and not self.bridged:
             a, b = (self.eps[e] for e in self.endpoints)
             run(
                 [
@@ -320,9 +325,13 @@ class Topology:
         for ep in self.endpoints:
             e = self.eps[ep]
             rate = self.link.uplink if ep != edge else (self.link.downlink or self.link.uplink)
-            self._tbf(e.ns, e.ifname, rate)
+            self._tbf(e.ns, e.ifname, self.uplinks.get(ep, rate))
             if self.bridge_ns and e.peer:  # bridge -> endpoint: the downlink towards devices, uplink to edge
-                back = (self.link.downlink or self.link.uplink) if ep != edge else self.link.uplink
+                back = (
+                    (self.link.downlink or self.link.uplink)
+                    if ep != edge
+                    else (self.link.edge or self.link.uplink)
+                )
                 self._tbf(self.bridge_ns, e.peer, back)
 
     def _tbf(self, ns: str, dev: str, rate: float) -> None:

@@ -567,7 +567,12 @@ def run(
     prediction: Prediction | None = None
     with (
         tempfile.TemporaryDirectory(prefix="pktchar-") as tmp,
-        Topology(scenario.endpoints, scenario.link) as topo,
+        Topology(
+            scenario.endpoints,
+            scenario.link,
+            uplinks=dict(getattr(scenario, "uplinks", {})),
+            bridged=bool(getattr(scenario, "bridged", False)),
+        ) as topo,
     ):
         work = Path(tmp)
         os.chmod(work, 0o755)  # endpoint processes read their payload files from here

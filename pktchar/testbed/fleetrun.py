@@ -1,0 +1,385 @@
+"""A fleet of devices sending to one edge server, live: a scenario of the scenario core.
+
+N device namespaces on a bridge, each with its own shaped uplink; the bridge's port into the edge
+namespace is shaped to the edge link, the bottleneck every device shares. Each device sends real coded
+payloads of its split (the frames of ``replay``) at its frame rate to its own receiver on the edge,
+which answers each frame. Predicted (pktchar.fleet: packetization and both token buckets) before a byte
+is sent; measured per device from the application timings and the capture at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from ..errors import PktcharError
+from ..fleet import FleetPrediction, Group, jain, percentile, predict
+from ..packets import Transport
+from .capture import wait_line
+from .netns import Link, Topology
+from .scenario import (
+    Calibration,
+    FlowPrediction,
+    FrameTiming,
+    Outcome,
+    Prediction,
+    Progress,
+    Result,
+    endpoint_cmd,
+    predict_frames,
+    run,
+    wait_done,
+)
+
+EDGE = "edge"
+MAX_DEVICES = 24  # each device is two Python processes (sender, receiver) on a 2-core machine
+PORT_BASE = 5201
+
+
+@dataclass
+class GroupSpec:
+    """A group of alike devices, as a scenario file gives it."""
+
+    model: str
+    split: str
+    count: int = 1
+    res: str = "224"
+    dtype: str = "fp32"
+    compression: float | None = None
+    fps: float = 10.0
+    uplink: str = "100mbit"
+    name: str = ""
+
+
+@dataclass
+class FleetConfig:
+    groups: list[GroupSpec]
+    edge_link: float
+    stagger: bool = False
+    frames: int = 30
+    latency: float | None = None  # budget a frame (default 1/fps)
+    pcap: Path | None = None
+    calibrate: bool = False
+
+    @property
+    def devices(self) -> int:
+        return sum(g.count for g in self.groups)
+
+
+def load_scenario(path: Path) -> tuple[list[GroupSpec], dict[str, Any]]:
+    """A fleet scenario file (TOML): top-level ``edge_link``, ``stagger``, ``frames``, ``latency`` and
+    one ``[[group]]`` table a device group. Unknown keys are named with their line."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise PktcharError(f"scenario {path}: {e.strerror}") from e
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise PktcharError(f"scenario {path}: {e}") from e
+
+    def line_of(key: str) -> str:
+        for i, ln in enumerate(text.splitlines(), start=1):
+            if ln.strip().startswith((f"{key} ", f"{key}=")):
+                return f"line {i}"
+        return "?"
+
+    top = {"edge_link", "stagger", "frames", "latency", "group"}
+    for k in doc:
+        if k not in top:
+            raise PktcharError(
+                f"scenario {path} {line_of(k)}: unknown key {k!r} (top level: {', '.join(sorted(top))})"
+            )
+    allowed = {f.name for f in fields(GroupSpec)}
+    groups = []
+    for i, g in enumerate(doc.get("group", [])):
+        for k in g:
+            if k not in allowed:
+                raise PktcharError(
+                    f"scenario {path} {line_of(k)}: unknown key {k!r} in group {i + 1} (keys: {', '.join(sorted(allowed))})"
+                )
+        if "model" not in g or "split" not in g:
+            raise PktcharError(f"scenario {path}: group {i + 1} needs a model and a split")
+        groups.append(GroupSpec(**{**g, "name": g.get("name") or f"g{i}"}))
+    if not groups:
+        raise PktcharError(f"scenario {path}: no [[group]] of devices")
+    return groups, {k: v for k, v in doc.items() if k != "group"}
+
+
+@dataclass
+class Prepared:
+    spec: GroupSpec
+    sizes: list[int]
+    data: bytes
+    source: str
+    split: str
+    uplink_bps: float
+
+
+def check(cfg: FleetConfig) -> None:
+    from ..units import parse_rate
+
+    n = cfg.devices
+    if n < 1:
+        raise PktcharError("a fleet needs at least one device")
+    if n > MAX_DEVICES:
+        raise PktcharError(f"{n} devices is more than this machine runs ({MAX_DEVICES}: each device is a sender and a "
+                           f"receiver process on {os.cpu_count()} cores)")  # fmt: skip
+    if cfg.frames < 2:
+        raise PktcharError(f"--frames must be at least 2, got {cfg.frames}")
+    for g in cfg.groups:
+        if g.fps <= 0:
+            raise PktcharError(f"group {g.name or g.model}: fps must be positive, got {g.fps:g}")
+        Link(parse_rate(g.uplink))
+    Link(cfg.edge_link)
+
+
+class FleetScenario:
+    """Devices ``d0..`` and the ``edge``; captured at the edge (after the bottleneck)."""
+
+    name = "fleet"
+    capture_on = EDGE
+    calibration = None
+
+    def __init__(self, cfg: FleetConfig, prepared: list[Prepared]) -> None:
+        self.cfg, self.prepared = cfg, prepared
+        self.devices: list[tuple[str, Prepared]] = []
+        for p in prepared:
+            for _ in range(p.spec.count):
+                self.devices.append((f"d{len(self.devices)}", p))
+        self.endpoints = [d for d, _ in self.devices] + [EDGE]
+        self.bridged = True  # even for one device: the edge link is the bridge's port into the edge
+        fastest = max(p.uplink_bps for p in prepared)
+        self.link = Link(fastest, fastest, 1500, edge=cfg.edge_link)
+        self.uplinks = {d: p.uplink_bps for d, p in self.devices}
+        self.transport = Transport("tcp", 1500)
+        self.recvs: list[subprocess.Popen[str]] = []
+        self.model: FleetPrediction | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"groups": [asdict(p.spec) for p in self.prepared], "edge_link": self.cfg.edge_link,
+                "stagger": self.cfg.stagger, "frames": self.cfg.frames, "latency": self.cfg.latency,
+                "devices": len(self.devices)}  # fmt: skip
+
+    def prepare(self) -> str:
+        return "; ".join(f"{p.spec.count} x {p.source}" for p in self.prepared)
+
+    def predict(self, topo: Topology, calibration: Calibration | None) -> Prediction:
+        groups = [Group(p.spec.name, p.spec.count, p.sizes[0], p.spec.fps, p.uplink_bps, p.spec.model, p.split,
+                        p.spec.res) for p in self.prepared]  # fmt: skip
+        self.model = predict(groups, self.cfg.edge_link, transport=self.transport, stagger=self.cfg.stagger,
+                             frames=self.cfg.frames, budget_s=self.cfg.latency)  # fmt: skip
+        flows = []
+        for k, (d, p) in enumerate(self.devices):
+            flows.append(FlowPrediction(
+                name=d, proto="tcp", src_ip=topo.eps[d].ip, dst_ip=topo.eps[EDGE].ip, port=PORT_BASE + k, mtu=1500,
+                ip_version=4, app_header=self.transport.app_header, rate_bps=self.uplinks[d],
+                bucket_bytes=self.link.bucket, frames=predict_frames(p.sizes, self.transport, Link(self.uplinks[d])),
+            ))  # fmt: skip
+        m = self.model
+        model = {"offered_bps": m.offered_bps, "edge_rate": m.edge_rate, "utilisation": m.utilisation,
+                 "saturated": m.saturated, "goodput_bps": m.goodput_bps, "jain": m.jain,
+                 "devices": [asdict(x) for x in m.devices]}  # fmt: skip
+        return Prediction("fleet", {**self.config(), "model": model}, tuple(flows))
+
+    def start(self, topo: Topology, work: Path) -> None:
+        for k, (d, p) in enumerate(self.devices):
+            (work / f"{d}.bin").write_bytes(p.data)
+            (work / f"{d}.json").write_text(json.dumps(p.sizes))
+            r = topo.popen(EDGE, endpoint_cmd("recv", "--port", str(PORT_BASE + k)), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE)  # fmt: skip
+            self.recvs.append(r)
+        for r in self.recvs:
+            assert r.stdout is not None
+            wait_line(r, r.stdout, "READY", 30)
+
+    def traffic(self, topo: Topology, work: Path, outcome: Outcome, progress: Progress | None) -> None:
+        start_at = time.monotonic_ns() + int(1.5e9)  # every sender starts its clock at this instant
+        n = len(self.devices)
+        procs = []
+        for k, (d, p) in enumerate(self.devices):
+            offset = int(k / n / p.spec.fps * 1e9) if self.cfg.stagger else 0
+            cmd = endpoint_cmd("send", "--host", topo.eps[EDGE].ip, "--port", str(PORT_BASE + k), "--payload",
+                               str(work / f"{d}.bin"), "--sizes", str(work / f"{d}.json"), "--fps", str(p.spec.fps),
+                               "--start-at", str(start_at + offset), "--split", str(k))  # fmt: skip
+            procs.append(topo.popen(d, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        flows: dict[str, list[FrameTiming]] = {d: [] for d, _ in self.devices}
+        errors: list[str] = []
+        total = n * self.cfg.frames
+        lock = threading.Lock()
+        count = [0]
+
+        def read(d: str, proc: subprocess.Popen[str]) -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if not line.startswith("{"):
+                    continue
+                x = json.loads(line)
+                if "error" in x:
+                    errors.append(f"{d}: {x['error']}")
+                    return
+                flows[d].append(FrameTiming.from_dict(x))
+                with lock:
+                    count[0] += 1
+                    if progress:
+                        progress(count[0], total)
+
+        threads = [
+            threading.Thread(target=read, args=(d, pr), daemon=True)
+            for (d, _), pr in zip(self.devices, procs, strict=True)
+        ]
+        for t in threads:
+            t.start()
+        longest = max(self.cfg.frames / p.spec.fps for p in self.prepared)
+        wire = sum(sum(p.sizes) * 8 for _, p in self.devices) / self.cfg.edge_link
+        deadline = time.monotonic() + 60 + 2 * longest + 3 * wire
+        for t in threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
+        for pr in procs:
+            wait_done(pr, 10)
+        if any(t.is_alive() for t in threads):
+            errors.append("the fleet did not finish in time")
+        outcome.error = errors[0] if errors else None
+        outcome.extra["flows"] = {d: [f.to_dict() for f in fr] for d, fr in flows.items()}
+        outcome.extra["start_at_ns"] = start_at
+
+    def finish(self, topo: Topology) -> None:
+        for r in self.recvs:
+            wait_done(r, 5)
+
+
+# ----------------------------------------------------------------------------------------------
+# measured against predicted
+
+
+@dataclass
+class DeviceMeasured:
+    device: str
+    frames: int
+    goodput_bps: float | None
+    latency_mean_s: float | None
+    latency_p50_s: float | None
+    latency_p99_s: float | None
+    late_fraction: float | None
+    wire_bytes: int | None
+    wire_bytes_predicted: int
+
+
+@dataclass
+class FleetRun:
+    devices: int
+    predicted: FleetPrediction
+    measured: list[DeviceMeasured]
+    result: Result
+    aggregate_goodput_bps: float | None = None
+    jain: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.predicted
+        return {
+            "devices": self.devices,
+            "predicted": {"offered_bps": p.offered_bps, "edge_rate": p.edge_rate, "utilisation": p.utilisation,
+                          "saturated": p.saturated, "goodput_bps": p.goodput_bps, "jain": p.jain,
+                          "devices": [asdict(x) for x in p.devices]},
+            "measured": {"goodput_bps": self.aggregate_goodput_bps, "jain": self.jain,
+                         "devices": [asdict(x) for x in self.measured]},
+            "files": {"pcap": str(self.result.artifacts.pcap), "result": str(self.result.artifacts.result)},
+            "error": self.result.error,
+            "notes": self.notes,
+        }  # fmt: skip
+
+
+def analyse(sc: FleetScenario, res: Result) -> FleetRun:
+    from .compare import compare
+
+    assert sc.model is not None
+    flows = res.extra.get("flows", {})
+    start = res.extra.get("start_at_ns", 0)
+    n = len(sc.devices)
+    measured = []
+    for k, (d, p) in enumerate(sc.devices):
+        fr = [FrameTiming.from_dict(x) for x in flows.get(d, [])]
+        fp = res.prediction.flow(d)
+        wire = None
+        if fr and res.capture is not None:
+            pred = fp.compare_input()
+            pred["frames"] = pred["frames"][: len(fr)]
+            try:
+                c = compare(res.artifacts.pcap, pred, [f.to_dict() for f in fr])
+                wire = int(c.row("bytes on the wire (data direction, Ethernet frames)").measured)
+            except PktcharError as e:
+                res.notes.append(f"{d}: compare failed: {e}")
+        offset = int(k / n / p.spec.fps * 1e9) if sc.cfg.stagger else 0
+        budget = sc.cfg.latency if sc.cfg.latency is not None else 1 / p.spec.fps
+        k0 = len(fr) // 3
+        lat = [f.transfer_s for f in fr][k0:]
+        late = [(f.done_ns - (start + offset + f.id * 1e9 / p.spec.fps)) / 1e9 > budget for f in fr][k0:]
+        gp = (p.sizes[0] * 8 * (len(fr) - 1) / ((fr[-1].done_ns - fr[0].done_ns) / 1e9)
+              if len(fr) > 1 and fr[-1].done_ns > fr[0].done_ns else None)  # fmt: skip
+        measured.append(DeviceMeasured(
+            device=d, frames=len(fr), goodput_bps=gp,
+            latency_mean_s=sum(lat) / len(lat) if lat else None,
+            latency_p50_s=percentile(lat, 50) if lat else None, latency_p99_s=percentile(lat, 99) if lat else None,
+            late_fraction=sum(late) / len(late) if late else None, wire_bytes=wire,
+            wire_bytes_predicted=sum(f.frame_bytes for f in fp.frames[: len(fr)]),
+        ))  # fmt: skip
+    gps = [m.goodput_bps for m in measured if m.goodput_bps is not None]
+    return FleetRun(n, sc.model, measured, res, sum(gps) if gps else None, jain(gps) if gps else None)
+
+
+def prepare(cfg: FleetConfig) -> list[Prepared]:
+    from ..units import parse_rate
+    from .replay import ReplayConfig, payloads
+
+    out = []
+    for g in cfg.groups:
+        rc = ReplayConfig(model=g.model, split=g.split, res=g.res, dtype=g.dtype, compression=g.compression,
+                          frames=cfg.frames)  # fmt: skip
+        sizes, data, source, prof = payloads(rc)
+        out.append(Prepared(g, sizes, data, source, prof.split(g.split).after, parse_rate(g.uplink)))
+    return out
+
+
+def fleet(
+    cfg: FleetConfig, progress: Progress | None = None, prepared: list[Prepared] | None = None
+) -> FleetRun:
+    """Run one fleet (root)."""
+    check(cfg)
+    prepared = prepared or prepare(cfg)
+    sc = FleetScenario(cfg, prepared)
+    pcap = Path(cfg.pcap) if cfg.pcap else Path("captures") / f"fleet-{cfg.devices}.pcap"
+    res = run(sc, pcap, calibrate_link=False, progress=progress)
+    return analyse(sc, res)
+
+
+def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list[FleetRun]:
+    """The fleet at 1..``upto`` devices of its (single) group, each on a fresh topology."""
+    if len(cfg.groups) != 1:
+        raise PktcharError(
+            "--sweep grows one group of devices: give one model and split, not a mixed scenario"
+        )
+    if upto > MAX_DEVICES:
+        raise PktcharError(f"--sweep 1..{upto} is more devices than this machine runs ({MAX_DEVICES})")
+    base = Path(cfg.pcap) if cfg.pcap else Path("captures") / "fleet.pcap"
+    prepared = prepare(FleetConfig([GroupSpec(**{**asdict(cfg.groups[0]), "count": 1})], cfg.edge_link,
+                                   frames=cfg.frames))  # fmt: skip
+    runs = []
+    for n in range(1, upto + 1):
+        g = GroupSpec(**{**asdict(cfg.groups[0]), "count": n})
+        c = FleetConfig([g], cfg.edge_link, cfg.stagger, cfg.frames, cfg.latency,
+                        base.with_name(f"{base.stem}-n{n}{base.suffix or '.pcap'}"))  # fmt: skip
+        p = [Prepared(g, prepared[0].sizes, prepared[0].data, prepared[0].source, prepared[0].split,
+                      prepared[0].uplink_bps)]  # fmt: skip
+        runs.append(fleet(c, progress, p))
+        if runs[-1].result.error:
+            break
+    return runs
