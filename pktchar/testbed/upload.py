@@ -393,11 +393,8 @@ def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
         for e in ev if e.get("event") == "build"
     ]  # fmt: skip
     built = [e for e in ev if e.get("event") == "built"]
-    all_built = (
-        (built[-1]["t_ns"] - start) / 1e9
-        if built and start and built[-1]["upto"] == len(plan.ranges)
-        else None
-    )
+    done_ns = built[-1]["t_ns"] if built and built[-1]["upto"] == len(plan.ranges) else None
+    all_built = (done_ns - start) / 1e9 if done_ns and start else None
     queries = []
     for e in ev:
         if e.get("event") == "query" and e.get("side") == "device":
@@ -407,7 +404,7 @@ def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
                             "offloaded_units": plan.ranges[e["plan"] - 1][1] if e["plan"] else 0,
                             "up_bytes": e["up_bytes"], "down_bytes": e["down_bytes"],
                             "edge_s": e["edge_ns"] / 1e9, "top1": e["top1"],
-                            "during_upload": upload_s is not None and sent and e["start_ns"] < parts[-1]["done_ns"]})  # fmt: skip
+                            "during_upload": done_ns is None or e["start_ns"] < done_ns})  # fmt: skip
     q_bytes, measured_bytes = _capture_bytes(res, parts, sent) if complete and sent else (0, None)
     with_q = (frame_bytes + q_bytes - min(first_pkt, flow.bucket_bytes)) * 8 / rate
     return ModeResult(
