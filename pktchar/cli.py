@@ -702,6 +702,103 @@ def upload_cmd(
         raise typer.Exit(3)
 
 
+@app.command("fleet")
+@friendly
+def fleet_cmd(
+    model: Annotated[str | None, typer.Argument(help="Model every device runs (or --scenario FILE)")] = None,
+    devices: Annotated[int, typer.Option("--devices", "-n", min=1, help="Devices in the fleet")] = 3,
+    split: Annotated[
+        str | None, typer.Option("--split", "-s", help="Split point whose payload each device sends")
+    ] = None,
+    res: Annotated[str, typer.Option("--res", "-r", help="Input resolution")] = "224",
+    dtype: Annotated[str, typer.Option("--dtype", "-d", help="fp32, fp16, bf16, int8, int4")] = "fp32",
+    compression: CompressionOpt = None,
+    fps: Annotated[float, typer.Option("--fps", help="Frames a second each device sends")] = 10.0,
+    uplink: Annotated[
+        str, typer.Option("--uplink", help="Each device's own uplink, e.g. 100mbit")
+    ] = "100mbit",
+    edge_link: Annotated[
+        str, typer.Option("--edge-link", help="The shared link into the edge, e.g. 100mbit")
+    ] = "100mbit",
+    stagger: Annotated[bool, typer.Option("--stagger", help="Offset device k's frames by k/(N fps)")] = False,
+    frames: Annotated[int, typer.Option("--frames", min=2, help="Frames each device sends")] = 30,
+    latency: LatencyOpt = None,
+    scenario: Annotated[
+        Path | None, typer.Option("--scenario", help="A mixed fleet from a TOML file")
+    ] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="Grow the fleet 1..N devices, e.g. 1..8")
+    ] = None,
+    pcap: Annotated[Path | None, typer.Option("--pcap", help="Capture file (at the edge)")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a report folder (md, tex, figures, json)")
+    ] = None,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f", help="Output format (table or json)")] = Fmt.table,
+) -> None:
+    """Many devices to one edge server (root): each device's own shaped uplink, one shared shaped link into
+    the edge. Predicted (packetization, both token buckets) and measured: goodput, latency, lateness,
+    fairness; --sweep finds where the edge link saturates and where a frame first misses its budget."""
+    from . import views
+    from .testbed.fleetrun import FleetConfig, GroupSpec, check, fleet, load_scenario
+    from .testbed.fleetrun import sweep as run_sweep
+    from .units import parse_duration, parse_rate
+
+    lat = parse_duration(latency) if latency else None
+    edge = parse_rate(edge_link)
+    if scenario is not None:
+        groups, top = load_scenario(scenario)
+        edge = parse_rate(str(top.get("edge_link", edge_link)))
+        stagger = bool(top.get("stagger", stagger))
+        frames = int(top.get("frames", frames))
+        lat = parse_duration(str(top["latency"])) if "latency" in top else lat
+    else:
+        if model is None or split is None:
+            raise PktcharError("give MODEL and --split (or --scenario FILE)")
+        parse_rate(uplink)
+        groups = [GroupSpec(model, split, devices, res, dtype, compression, fps, uplink, "d")]
+    cfg = FleetConfig(groups, edge, stagger, frames, lat, pcap)
+    check(cfg)
+    columns = ("[progress.description]{task.description}",)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    columns = (*columns, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())  # type: ignore[assignment]
+    with Progress(*columns, console=_err_console(), transient=True) as bar:
+        task = bar.add_task("frames", total=None)
+        prog = lambda done, n: bar.update(task, completed=done, total=n)  # noqa: E731
+        if sweep:
+            lo, _, hi = sweep.partition("..")
+            if not (lo.strip() == "1" and hi.strip().isdigit()):
+                raise PktcharError(f"--sweep takes 1..N, e.g. 1..8, got {sweep!r}")
+            runs = run_sweep(cfg, int(hi), prog)
+        else:
+            runs = [fleet(cfg, prog)]
+    from .fleet import saturation_n
+
+    g = groups[0]
+    budget = lat if lat is not None else 1 / g.fps
+    if sweep:
+        sat = saturation_n(runs[0].result.prediction.flows[0].frames[0].payload, g.fps, edge)
+        miss = next((r.devices for r in runs if max(d.late_fraction for d in r.predicted.devices) > 0), None)
+        out = views.Output(
+            [views.sweep_table(runs)], [r.to_dict() for r in runs], views.sweep_lines(runs, sat, miss)
+        )
+    else:
+        out = views.fleet_output(runs[0])
+    _present(out, "json" if fmt == Fmt.json else "table")
+    if report is not None:
+        from .run_report import write_fleet
+
+        write_fleet(runs, report, budget=budget, command="pktchar fleet " + " ".join(sys.argv[2:]))
+        print(f"pktchar: wrote {report}/report.md, report.tex, report.json and figures/", file=sys.stderr)
+    for r in runs:
+        for line in views.files_lines(r.result):
+            print(f"pktchar: {line}", file=sys.stderr)
+    err = next((r.result.error for r in runs if r.result.error), None)
+    if err:
+        print(f"pktchar: error: {err} (measurements kept in the result files)", file=sys.stderr)
+        raise typer.Exit(3)
+
+
 @app.command("compare")
 @friendly
 def compare_cmd(

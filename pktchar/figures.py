@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .profiler import Profile
     from .table import PacketTable
     from .testbed.compare import Comparison
+    from .testbed.fleetrun import FleetRun
     from .testbed.upload import UploadReport
 
 _BYTES_FMT = FuncFormatter(lambda v, _: human_bytes(v, 2) if v > 0 else "0")
@@ -254,11 +255,37 @@ def upload_timeline(rep: UploadReport) -> Figure:
                 if m.mode == "sequential" else f"{m.mode} (new system)")  # fmt: skip
         if m.upload_s is not None:
             ax.axvline(m.upload_s, color=color, ls="--", lw=1.0)
-            ax.annotate(f"{m.mode} upload done {m.upload_s:.2f} s", (m.upload_s, 0.98), xycoords=("data", "axes fraction"),
-                        rotation=90, va="top", ha="right", fontsize=7, color=color)  # fmt: skip
+            ax.annotate(f"{m.mode} upload done {m.upload_s:.2f} s", (m.upload_s, 0.02), xycoords=("data", "axes fraction"),
+                        rotation=90, va="bottom", ha="right", fontsize=7, color=color)  # fmt: skip
     ax.set_xlabel("query start time (s, from the start of the upload)")
     ax.set_ylabel("query time (ms)")
     ax.set_ylim(bottom=0)
     ax.set_title(f"{rep.plan.model}: queries while the model uploads at {rep.config.link / 1e6:g} Mbit/s")
     ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def fleet_sweep(runs: list[FleetRun], saturation: int, budget_s: float) -> Figure:
+    """Per-frame latency against fleet size: predicted and measured (mean and worst p99), the budget and
+    the predicted saturation point marked."""
+    fig = Figure(figsize=(7.5, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    ns = [r.devices for r in runs]
+    pred_mean = [max(d.latency_mean_s for d in r.predicted.devices) * 1000 for r in runs]
+    pred_p99 = [max(d.latency_p99_s for d in r.predicted.devices) * 1000 for r in runs]
+    meas_mean = [max((m.latency_mean_s or 0) for m in r.measured) * 1000 for r in runs]
+    meas_p99 = [max((m.latency_p99_s or 0) for m in r.measured) * 1000 for r in runs]
+    ax.plot(ns, pred_mean, "--", color="tab:blue", label="predicted mean")
+    ax.plot(ns, pred_p99, ":", color="tab:blue", label="predicted p99")
+    ax.plot(ns, meas_mean, "o-", color="tab:red", ms=4, label="measured mean")
+    ax.plot(ns, meas_p99, "s-", color="tab:orange", ms=4, label="measured p99")
+    ax.axhline(budget_s * 1000, color="0.4", lw=0.9, label=f"budget {budget_s * 1000:g} ms")
+    ax.axvline(saturation, color="0.6", ls="--", lw=0.9)
+    ax.annotate(f"edge link saturates (predicted): {saturation}", (saturation, 0.97),
+                xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right", fontsize=7)  # fmt: skip
+    ax.set_xlabel("devices")
+    ax.set_ylabel("latency a frame (ms)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="upper left", fontsize=8)
     return fig

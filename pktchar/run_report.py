@@ -126,3 +126,50 @@ def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: 
     (out / "report.tex").write_text("\n".join(tex) + "\n")
     (out / "report.json").write_text(json.dumps([r.to_dict() for r in reps], indent=2, default=str))
     return out
+
+
+def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str = "") -> Path:
+    """A fleet report folder: the per-device table of each run, the sweep table and figure (md, tex, json)."""
+    from .fleet import saturation_n
+
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    first = runs[0]
+    g = first.result.config["groups"][0]
+    sat = saturation_n(
+        first.result.prediction.flows[0].frames[0].payload, g["fps"], first.predicted.edge_rate
+    )
+    miss = next((r.devices for r in runs if max(d.late_fraction for d in r.predicted.devices) > 0), None)
+    tables = [("sweep", views.sweep_table(runs))] if len(runs) > 1 else []
+    tables += [(f"fleet-{r.devices}", views.fleet_devices_table(r)) for r in runs]
+    lines = views.sweep_lines(runs, sat, miss) if len(runs) > 1 else views.fleet_lines(first)
+    figs = []
+    if len(runs) > 1:
+        fig = figures.fleet_sweep(runs, sat, budget)
+        fig.savefig(out / "figures" / "latency-vs-devices.png", dpi=130)
+        fig.savefig(out / "figures" / "latency-vs-devices.pdf")
+        figs.append(("latency-vs-devices", "Latency a frame against fleet size, predicted and measured."))
+    for stem, t in tables:
+        (out / "tables" / f"{stem}.tex").write_text(to_latex(t, label=f"tab:{stem}", fit_width=True))
+    md = ["# pktchar fleet: many devices to one edge server", ""]
+    if command:
+        md += ["Made with:", "", "```", command, "```", ""]
+    md += [f"- {x}" for x in lines] + [""]
+    md += [to_markdown(t) for _, t in tables]
+    md += [f"![{c}](figures/{s}.png)\n" for s, c in figs]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    tex = [r"\documentclass[10pt]{article}", r"\usepackage[T1]{fontenc}", r"\usepackage{lmodern}",
+           r"\usepackage[margin=2cm]{geometry}", r"\usepackage{booktabs,longtable,graphicx,float}",
+           r"\title{pktchar fleet: many devices to one edge server}", r"\begin{document}", r"\maketitle"]  # fmt: skip
+    if command:
+        tex.append(r"\noindent Made with: \texttt{" + tex_escape(command) + "}\n")
+    tex += [r"\begin{itemize}"] + [rf"\item {tex_escape(x)}" for x in lines] + [r"\end{itemize}"]
+    tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    for stem, caption in figs:
+        tex += [r"\begin{figure}[H]", r"\centering", rf"\includegraphics[width=0.8\linewidth]{{figures/{stem}.pdf}}",
+                rf"\caption{{{tex_escape(caption)}}}", r"\end{figure}"]  # fmt: skip
+    tex.append(r"\end{document}")
+    (out / "report.tex").write_text("\n".join(tex) + "\n")
+    (out / "report.json").write_text(json.dumps([r.to_dict() for r in runs], indent=2, default=str))
+    return out

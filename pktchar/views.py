@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # views stay light: a command that needs no model never impor
     from .table import Cell, PacketTable
     from .testbed.capture import CaptureStats
     from .testbed.compare import Comparison
+    from .testbed.fleetrun import FleetRun
     from .testbed.scenario import Calibration, Result
     from .testbed.upload import UploadReport
 
@@ -654,3 +655,109 @@ def upload_table1(reps: list[UploadReport]) -> Table:
                  caption='paper: "Parallel Optimization of Deep Learning Computation Offloading in Edge Computing '
                          'Environment" (Seoul National University, JOK 2022), Table 1: Caffe, Titan XP server, '
                          'Odroid XU4 client, 80 Mbit/s; pktchar: PyTorch on this machine\'s CPUs')  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# Fleets
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x * 1000:.1f}"
+
+
+def _mbit(x: float | None) -> str:
+    return "—" if x is None else f"{x / 1e6:.3f}"
+
+
+def fleet_devices_table(r: FleetRun) -> Table:
+    rows = []
+    for p, m in zip(r.predicted.devices, r.measured, strict=True):
+        rows.append({
+            "device": p.device, "frames": m.frames, "offered": _mbit(p.offered_bps),
+            "gp_p": _mbit(p.goodput_bps), "gp_m": _mbit(m.goodput_bps), "gp_e": _err(m.goodput_bps, p.goodput_bps),
+            "lat_p": _ms(p.latency_mean_s), "lat_m": _ms(m.latency_mean_s),
+            "p50": f"{_ms(p.latency_p50_s)} / {_ms(m.latency_p50_s)}", "p99": f"{_ms(p.latency_p99_s)} / {_ms(m.latency_p99_s)}",
+            "late": f"{p.late_fraction:.0%} / {'—' if m.late_fraction is None else f'{m.late_fraction:.0%}'}",
+            "q": _ms(p.queueing_mean_s),
+            "wire": f"{m.wire_bytes_predicted:,} / {'—' if m.wire_bytes is None else f'{m.wire_bytes:,}'}",
+        })  # fmt: skip
+    cols = (
+        Column("device", "device"),
+        Column("frames", "frames", "int"),
+        Column("offered", "offered Mbit/s"),
+        Column("gp_p", "goodput pred."),
+        Column("gp_m", "goodput meas."),
+        Column("gp_e", "error"),
+        Column("lat_p", "latency ms pred."),
+        Column("lat_m", "latency ms meas."),
+        Column("p50", "p50 ms pred./meas."),
+        Column("p99", "p99 ms pred./meas."),
+        Column("late", "late pred./meas."),
+        Column("q", "queueing ms/pkt pred."),
+        Column("wire", "wire B pred./meas."),
+    )
+    return Table(f"Fleet of {r.devices} into one edge link of {r.predicted.edge_rate / 1e6:g} Mbit/s", cols, rows,
+                 caption="latency = send to last byte at the edge; late = through more than the budget after its "
+                         "slot; statistics after the first third of the frames (start-up)")  # fmt: skip
+
+
+def fleet_lines(r: FleetRun) -> list[str]:
+    p = r.predicted
+    out = [
+        f"offered load {p.offered_bps / 1e6:.3f} Mbit/s (Ethernet frames) against the edge link "
+        f"{p.edge_rate / 1e6:g} Mbit/s: utilisation {p.utilisation:.2f}{' (saturated)' if p.saturated else ''}",
+        f"aggregate goodput: predicted {_mbit(p.goodput_bps)} Mbit/s, measured {_mbit(r.aggregate_goodput_bps)} "
+        f"Mbit/s ({_err(r.aggregate_goodput_bps, p.goodput_bps) or 'n/a'})",
+        f"fairness (Jain's index): predicted {p.jain:.4f}, measured {'—' if r.jain is None else f'{r.jain:.4f}'}",
+    ]
+    if r.result.capture:
+        out.append(capture_line(r.result.capture, r.result.pcap))
+    return out + [f"note: {n}" for n in r.notes + r.result.notes]
+
+
+def fleet_output(r: FleetRun) -> Output:
+    return Output([fleet_devices_table(r)], r.to_dict(), fleet_lines(r))
+
+
+def sweep_table(runs: list[FleetRun]) -> Table:
+    rows = []
+    for r in runs:
+        p = r.predicted
+        lat_p = max(d.latency_p99_s for d in p.devices)
+        lat_m = [m.latency_p99_s for m in r.measured if m.latency_p99_s is not None]
+        late_m = [m.late_fraction for m in r.measured if m.late_fraction is not None]
+        rows.append({
+            "n": r.devices, "util": f"{p.utilisation:.2f}", "gp_p": _mbit(p.goodput_bps),
+            "gp_m": _mbit(r.aggregate_goodput_bps), "gp_e": _err(r.aggregate_goodput_bps, p.goodput_bps),
+            "p99_p": _ms(lat_p), "p99_m": _ms(max(lat_m) if lat_m else None),
+            "late_p": f"{max(d.late_fraction for d in p.devices):.0%}",
+            "late_m": f"{max(late_m):.0%}" if late_m else "—", "jain": "—" if r.jain is None else f"{r.jain:.4f}",
+        })  # fmt: skip
+    cols = (
+        Column("n", "devices", "int"),
+        Column("util", "utilisation"),
+        Column("gp_p", "goodput Mbit/s pred."),
+        Column("gp_m", "meas."),
+        Column("gp_e", "error"),
+        Column("p99_p", "worst p99 ms pred."),
+        Column("p99_m", "meas."),
+        Column("late_p", "late pred."),
+        Column("late_m", "meas."),
+        Column("jain", "Jain meas."),
+    )
+    return Table("Fleet size sweep: one edge link, devices added one by one", cols, rows)
+
+
+def sweep_lines(runs: list[FleetRun], predicted_sat: int, predicted_miss: int | None) -> list[str]:
+    """Where the edge link saturates (aggregate goodput 3% or more below the payload offered) and where a
+    frame first misses its budget: predicted against measured."""
+    last = runs[-1].devices
+    meas_sat = next((r.devices for r in runs if r.aggregate_goodput_bps is not None
+                     and r.aggregate_goodput_bps < 0.97 * r.payload_offered_bps), None)  # fmt: skip
+    meas_miss = next((r.devices for r in runs if any((m.late_fraction or 0) > 0 for m in r.measured)), None)
+    return [
+        f"the edge link saturates at {predicted_sat} devices (predicted); measured: "
+        f"{meas_sat if meas_sat is not None else f'not within 1..{last}'}",
+        f"a frame first misses its budget at {predicted_miss if predicted_miss is not None else f'more than {last}'} "
+        f"devices (predicted); measured: {meas_miss if meas_miss is not None else f'not within 1..{last}'}",
+    ]

@@ -281,6 +281,7 @@ class FleetRun:
     result: Result
     aggregate_goodput_bps: float | None = None
     jain: float | None = None
+    payload_offered_bps: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -333,7 +334,10 @@ def analyse(sc: FleetScenario, res: Result) -> FleetRun:
             wire_bytes_predicted=sum(f.frame_bytes for f in fp.frames[: len(fr)]),
         ))  # fmt: skip
     gps = [m.goodput_bps for m in measured if m.goodput_bps is not None]
-    return FleetRun(n, sc.model, measured, res, sum(gps) if gps else None, jain(gps) if gps else None)
+    offered = sum(p.sizes[0] * 8 * p.spec.fps for _, p in sc.devices)
+    return FleetRun(
+        n, sc.model, measured, res, sum(gps) if gps else None, jain(gps) if gps else None, offered
+    )
 
 
 def prepare(cfg: FleetConfig) -> list[Prepared]:
