@@ -53,6 +53,8 @@ class ReplayConfig:
     pcap: Path | None = None
     port: int = 5201
     calibrate: bool = True
+    capture: str = "tcpdump"  # capture backend: tcpdump | scapy (pktchar.testbed.capture)
+    snaplen: int = 262144  # whole packets
 
 
 @dataclass
@@ -310,7 +312,7 @@ def replay(
         assert recv.stdout is not None
         wait_line(recv, recv.stdout, "READY", 30)
         calibration = _calibrate(topo, cfg, work) if cfg.calibrate else None
-        cap = Capture(topo, EDGE, pcap)
+        cap = Capture(topo, EDGE, pcap, backend=cfg.capture, snaplen=cfg.snaplen)
         cap.start()
         send = topo.popen(
             DEVICE,

@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handle = _open(a.iface, a.snaplen, a.buffer, a.timeout_ms)
     except OSError as e:
-        print(json.dumps({"error": f"scapy cannot capture on {a.iface}: {e}"}), flush=True)
+        print(json.dumps({"error": f"scapy cannot capture on {a.iface}: {e}"}), file=sys.stderr, flush=True)
         return 2
     sock = _socket(handle)
     stop = threading.Event()
