@@ -199,7 +199,7 @@ def run_case(
 
 def table(rows: list[dict]) -> str:
     head = (
-        "| rate | backend | packets (iface) | captured | kernel drops | complete | capture CPU s | "
+        "| rate | backend | settings | packets (iface) | captured | kernel drops | complete | capture CPU s | "
         "sender CPU s | receiver CPU s | softirq s | pcap MB | goodput measured | predicted (nominal) | "
         "predicted (calibrated) | transfer a frame measured | pred. nominal | pred. calibrated | error vs "
         "calibrated (mean / worst frame) |"
@@ -208,7 +208,7 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         err = r["transfer_measured"] / r["transfer_pred_calibrated"] - 1
         out.append(
-            f"| {r['rate'] / 1e6:g} Mbit/s | {r['backend']} | {r['interface_packets']:,} | {r['captured']:,} | "
+            f"| {r['rate'] / 1e6:g} Mbit/s | {r['backend']} | {r['settings']} | {r['interface_packets']:,} | {r['captured']:,} | "
             f"{r['dropped_by_kernel']} | {'yes' if r['complete'] else 'NO'} | {r['capture_cpu_s']:.2f} | "
             f"{r['sender_cpu_s']:.2f} | {r['receiver_cpu_s']:.2f} | {r['machine_softirq_s']:.2f} | "
             f"{r['file_bytes'] / 1e6:.1f} | {r['goodput_measured'] / 1e6:.1f} Mbit/s | "
@@ -228,6 +228,12 @@ def main() -> int:
     ap.add_argument("--snaplen", type=int, default=262144)
     ap.add_argument("--immediate", action="store_true", help="tcpdump --immediate-mode (the old setting)")
     ap.add_argument("--burst", type=int, default=None, help="tbf bucket, bytes (default: the Link's)")
+    ap.add_argument(
+        "--old",
+        action="store_true",
+        help="also run 1 Gbit/s with the old capture and shaping settings (tcpdump --immediate-mode, 128 B "
+        "snap length, 3,028 B bucket) for comparison",
+    )
     ap.add_argument("--keep", type=Path, default=None, help="keep the captures in this folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     ap.add_argument("--no-report", action="store_true")
@@ -241,22 +247,34 @@ def main() -> int:
             for rate in (float(x) for x in a.rates.split(",")):
                 for backend in a.backends.split(","):
                     r = run_case(rate, backend, a.frames, work, a.snaplen, a.immediate, a.burst)
-                    r["run"] = rep + 1
+                    r["run"], r["settings"] = rep + 1, "now"
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+                if a.old and rate >= 1e9:  # the settings before: per-packet wake-ups, 128 B, 2-packet bucket
+                    r = run_case(rate, "tcpdump", a.frames, work, 128, True, 2 * 1514)
+                    r["run"], r["settings"] = rep + 1, "old"
                     rows.append(r)
                     print(json.dumps(r), flush=True)
     if a.json:
         a.json.write_text(json.dumps(rows, indent=1))
+    load = os.getloadavg()
     text = [
         "## Capture backends: tcpdump and scapy at 80 Mbit/s and 1 Gbit/s",
         "",
-        f"`benchmarks/bench_capture.py --frames {a.frames}` on {platform.node()} ({os.cpu_count()} cores, "
-        f"kernel {platform.release()}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One replay "
-        "a row: calibration transfer, then the frames (TCP, 1,500 B MTU, tbf bucket 3,028 B) captured on "
-        f"the edge with whole packets (snap length {a.snaplen:,} B). Frames: 100,352 B at 80 Mbit/s, "
-        "1,605,632 B at 1 Gbit/s (VGG-16 pool5 at 224 and 896, fp32). Predictions: the tbf model of "
-        "`pktchar.testbed.shaping` at the set (nominal) rate and at the rate the calibration transfer "
-        "measured. CPU: user + system seconds of each process (wait4), softirq seconds of the machine "
-        "(/proc/stat) during the frames.",
+        f"`benchmarks/bench_capture.py --frames {a.frames}{' --old' if a.old else ''}` on {platform.node()} "
+        f"({os.cpu_count()} cores shared with other users, load average {load[0]:.2f} at the end; kernel "
+        f"{platform.release()}), {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. One replay a row: a "
+        "calibration transfer (a quarter second at the rate), then the frames (TCP, 1,500 B MTU) captured on "
+        f"the edge. Settings *now*: whole packets (snap length {a.snaplen:,} B), libpcap's buffered mode, tbf "
+        "bucket `shaping.default_bucket` (3,028 B at 80 Mbit/s, 13,626 B at 1 Gbit/s); *old*: tcpdump "
+        "--immediate-mode, 128 B snap length, 3,028 B bucket. Frames: 100,352 B at 80 Mbit/s, 1,605,632 B at "
+        "1 Gbit/s (the sizes of VGG-16 pool5 at 224 and 896, fp32; random bytes). Predictions: the tbf model "
+        "of `pktchar.testbed.shaping` (full bucket at each frame start) at the set (nominal) rate and at the "
+        "calibrated rate (the rate that makes the model's transfer time fit the calibration transfer). "
+        "Goodput: frame bytes after each frame's first packet over the capture's first-to-last-packet span. "
+        "Transfer: the sender's send call to the last byte read at the edge. CPU: user + system seconds of "
+        "each process during the frames (/proc and wait4), softirq seconds of the whole machine "
+        "(/proc/stat), which other users' work also lands in.",
         "",
     ]
     for rep in range(a.repeat):
