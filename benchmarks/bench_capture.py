@@ -193,6 +193,7 @@ def run_case(
         "transfer_pred_calibrated": pred_cal,
         "transfers_ms": [round(x * 1e3, 3) for x in transfer],
         "spans_ms": [round(x * 1e3, 3) for x in spans],
+        "within_5pct": sum(abs(x / pred_cal - 1) < 0.05 for x in transfer),
         "transfer_err_max_cal": max(abs(x / pred_cal - 1) for x in transfer) if transfer else None,
     }
 
@@ -202,7 +203,7 @@ def table(rows: list[dict]) -> str:
         "| rate | backend | settings | packets (iface) | captured | kernel drops | complete | capture CPU s | "
         "sender CPU s | receiver CPU s | softirq s | pcap MB | goodput measured | predicted (nominal) | "
         "predicted (calibrated) | transfer a frame measured | pred. nominal | pred. calibrated | error vs "
-        "calibrated (mean / worst frame) |"
+        "calibrated (mean / worst frame) | frames within 5% | machine idle s |"
     )
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -214,7 +215,8 @@ def table(rows: list[dict]) -> str:
             f"{r['file_bytes'] / 1e6:.1f} | {r['goodput_measured'] / 1e6:.1f} Mbit/s | "
             f"{r['goodput_pred_nominal'] / 1e6:.1f} | {r['goodput_pred_calibrated'] / 1e6:.1f} | "
             f"{r['transfer_measured'] * 1e3:.3f} ms | {r['transfer_pred_nominal'] * 1e3:.3f} | "
-            f"{r['transfer_pred_calibrated'] * 1e3:.3f} | {err:+.1%} / {r['transfer_err_max_cal']:.1%} |"
+            f"{r['transfer_pred_calibrated'] * 1e3:.3f} | {err:+.1%} / {r['transfer_err_max_cal']:.1%} | "
+            f"{r['within_5pct']}/{len(r['transfers_ms'])} | {r['machine_idle_s']:.2f} |"
         )
     return "\n".join(out)
 
@@ -274,7 +276,8 @@ def main() -> int:
         "Goodput: frame bytes after each frame's first packet over the capture's first-to-last-packet span. "
         "Transfer: the sender's send call to the last byte read at the edge. CPU: user + system seconds of "
         "each process during the frames (/proc and wait4), softirq seconds of the whole machine "
-        "(/proc/stat), which other users' work also lands in.",
+        "(/proc/stat), which other users' work also lands in; machine idle seconds (of 2 cores) during the frames "
+        "say how loaded the machine was.",
         "",
     ]
     for rep in range(a.repeat):
