@@ -3,7 +3,8 @@
 scapy's :class:`~scapy.sendrecv.AsyncSniffer` reads the interface through scapy's libpcap backend
 (``conf.use_pcap = True``: the same libpcap, ring buffer and BPF path tcpdump uses), on a handle opened
 here so the snap length and kernel buffer size can be set (scapy's own listen socket fixes both). No
-packet is dissected: each one is kept as raw bytes and written as a classic pcap record (microsecond
+packet is dissected (the socket hands on a :class:`Record` of bytes, not a scapy Packet, and a session
+drains every packet ready at each wake-up): each one is written as a classic pcap record (microsecond
 timestamps, Ethernet link type, the original length), the format tcpdump writes.
 
 Protocol with the parent (:class:`pktchar.testbed.capture.Capture`): ``listening on IFACE`` on stderr once
@@ -82,6 +83,16 @@ def _open(iface: str, snaplen: int, buffer_bytes: int, timeout_ms: int) -> Any:
     return Handle()
 
 
+class Record:
+    """One captured packet as bytes: what the sniffer hands on instead of a dissected scapy Packet."""
+
+    __slots__ = ("sec", "usec", "wirelen", "data", "sniffed_on")
+
+    def __init__(self, sec: int, usec: int, wirelen: int, data: bytes) -> None:
+        self.sec, self.usec, self.wirelen, self.data = sec, usec, wirelen, data
+        self.sniffed_on: Any = None
+
+
 def _socket(handle: Any) -> Any:
     """A scapy listen socket over ``handle`` whose packets are raw bytes (no dissection)."""
     from scapy.arch.libpcap import _L2libpcapSocket
@@ -97,16 +108,24 @@ def _socket(handle: Any) -> Any:
             self.LL = conf.raw_layer
             self.lvl = 2
 
-        def recv(self, x: int = 0, **kw: Any) -> Any:  # noqa: ARG002 - scapy's signature
+        def recv(self, x: int = 0, **kw: Any) -> Record | None:  # noqa: ARG002 - scapy's signature
             got = self.pcap_fd.next_raw()
-            if got is None:
-                return None
-            sec, usec, wirelen, data = got
-            p = conf.raw_layer(load=data)  # Raw keeps the bytes as they are
-            p.time, p.wirelen, p.usec = sec, wirelen, usec
-            return p
+            return None if got is None else Record(*got)
 
     return RawPcapSocket()
+
+
+def _session() -> Any:
+    """A sniffing session that hands on every packet libpcap has ready at each wake-up (the handle is
+    non-blocking), so the sniffer's select runs once a block of packets, not once a packet."""
+    from scapy.sessions import DefaultSession
+
+    class Drain(DefaultSession):  # type: ignore[misc]
+        def recv(self, sock: Any) -> Any:
+            while (p := sock.recv()) is not None:
+                yield p
+
+    return Drain
 
 
 class Writer:
@@ -145,15 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     with open(a.out, "wb", buffering=1 << 20) as f:
         w = Writer(f, a.snaplen)
 
-        def keep(p: Any) -> None:
-            w.write(int(p.time), p.usec, p.wirelen, p.load)
+        def keep(p: Record) -> None:
+            w.write(p.sec, p.usec, p.wirelen, p.data)
 
-        sniffer = AsyncSniffer(opened_socket=sock, prn=keep, store=False)
+        handle.setnonblock(True)
+        sniffer = AsyncSniffer(opened_socket=sock, prn=keep, store=False, session=_session())
         sniffer.start()
         print(f"listening on {a.iface} (scapy {_version()}, libpcap)", file=sys.stderr, flush=True)
         stop.wait()
         sniffer.stop(join=True)
-        handle.setnonblock(True)
         while (got := handle.next_raw()) is not None:  # what the sniffer left in the buffer
             w.write(*got)
         recv, drop, ifdrop = handle.stats()
