@@ -387,10 +387,11 @@ def calibration_line(c: Calibration) -> str:
 
 def capture_line(s: CaptureStats, pcap: object) -> str:
     verdict = "complete" if s.complete else "INCOMPLETE"
-    return (
-        f"capture: {s.captured:,} packets captured, {s.interface_packets:,} through the interface, "
+    line = (
+        f"capture ({s.backend}): {s.captured:,} packets captured, {s.interface_packets:,} through the interface, "
         f"{s.dropped_by_kernel} dropped by the kernel -> {verdict}; {pcap}"
     )
+    return line + (f" ({s.note})" if not s.complete and s.note else "")
 
 
 def run_lines(r: Result) -> list[str]:

@@ -48,11 +48,14 @@ def _prediction(payloads: list[int]) -> dict:
 
 
 def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None) -> list:
-    """TCP segments as Linux sends them: MSS 1448 with 12 B of timestamp options, paced at the rate."""
+    """TCP segments as Linux sends them (MSS 1448 with 12 B of timestamp options) through tbf at the rate:
+    each frame starts on a full bucket of 3,028 B (the 10 ms between frames refills it), so its first two
+    1,514 B packets leave together and every later packet waits for its own length in tokens."""
     opts = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
     pkts, seq, ts = [], 1000, 1.0
     for s in payloads:
         left = s + 24
+        credit = 3028
         while left:
             n = min(1448, left)
             p = (
@@ -61,7 +64,10 @@ def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None
                 / TCP(sport=40000, dport=PORT, seq=seq, flags="PA", options=opts)
             )
             p = p / Raw(b"\0" * n)
-            ts += len(p) * 8 / rate  # a capture at the receiver stamps a packet when its last bit is in
+            if credit >= len(p):  # on the bucket's tokens: leaves at once
+                credit -= len(p)
+            else:
+                ts += len(p) * 8 / rate  # waits until the bucket holds its length again
             p.time = ts
             pkts.append(p)
             if retransmit is not None and len(pkts) == retransmit:

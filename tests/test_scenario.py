@@ -35,9 +35,10 @@ def test_frame_prediction_by_hand():
     assert f.packets == 70
     assert f.sizes == ((1500, 69), (516, 1))
     assert f.frame_bytes == 69 * 1514 + 530 == 104_996
-    # tbf sends the first packet on its bucket's tokens, the other 103,482 B at 80 Mbit/s
-    assert f.transfer_s == pytest.approx(103_482 * 8 / 80e6)
-    assert f.transfer_s_calibrated == pytest.approx(103_482 * 8 / 79e6)
+    # tbf starts on a full bucket of 2 x 1,514 = 3,028 B: two packets leave at once, the other
+    # 101,968 B at 80 Mbit/s
+    assert f.transfer_s == pytest.approx(101_968 * 8 / 80e6)
+    assert f.transfer_s_calibrated == pytest.approx(101_968 * 8 / 79e6)
     small = _flow().frames[1]  # 1,024 B in one segment: nothing waits for tokens
     assert small.packets == 1 and small.transfer_s == 0 and small.transfer_s_calibrated is None
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import PktcharError
 from ..packets import FRAGMENT_HEADER, Transport, packetize
+from . import shaping
 from .pcap import PLEN_LABELS, TCP, UDP, Columns, addr_key, addr_str, plen_bucket, plen_counts, read_columns
 from .scenario import PREDICTION_KIND
 
@@ -151,16 +152,25 @@ def compare(
     ts = tab.ts[idx]
     flen = tab.frame_len[idx]
     pay = tab.payload[idx] - (FRAGMENT_HEADER if proto == "udp" else 0)
-    frames = _split_frames(ts, flen, pay, frames_pred, t, rate)
+    frames = _split_frames(
+        ts, flen, pay, frames_pred, t, rate, int(prediction.get("burst_bytes", 0)) or 2 * (t.mtu + 14)
+    )
     if app_results:
+        # the prediction's own per-frame transfer time (at the calibrated rate when there is one); older
+        # predictions carry none: the same tbf model, a full bucket at each frame's start
+        cal = prediction.get("calibrated_rate_bps")
+        bucket = int(prediction.get("burst_bytes", 0)) or 2 * (t.mtu + 14)
+        transfer_by_id = {
+            fp["id"]: fp.get("transfer_s_calibrated") if cal and fp.get("transfer_s_calibrated") is not None
+            else fp.get("transfer_s") or shaping.transfer_time(shaping.frame_lengths(fp["sizes"]), cal or rate, bucket)
+            for fp in frames_pred
+        }  # fmt: skip
         by_id = {r["id"]: r for r in app_results if "id" in r}
         for f in frames:
             r = by_id.get(f.id)
             if r is not None:
                 f.transfer_s = (r["done_ns"] - r["send_ns"]) / 1e9
-                f.predicted_transfer_s = _predicted_transfer(
-                    f.predicted_frame_bytes, t, rate, int(prediction.get("burst_bytes", 0))
-                )
+                f.predicted_transfer_s = transfer_by_id[f.id]
     pred_packets = sum(f["packets"] for f in frames_pred)
     pred_bytes = sum(f["frame_bytes"] for f in frames_pred)
     rows = [
@@ -253,12 +263,6 @@ def _span_bytes(f: FrameResult, t: Transport) -> float:
     return (f.payload + t.app_header) - min(t.max_chunk, f.payload + t.app_header)
 
 
-def _predicted_transfer(frame_bytes: int, t: Transport, rate: float, bucket: int) -> float:
-    """tbf sends the first packet on the bucket's tokens, every later byte at the rate."""
-    first = min(bucket, t.mtu + 14)
-    return max(0, frame_bytes - first) * 8 / rate
-
-
 def _split_frames(
     ts: np.ndarray,
     flen: np.ndarray,
@@ -266,20 +270,28 @@ def _split_frames(
     frames_pred: list[dict[str, Any]],
     t: Transport,
     rate: float,
+    bucket: int,
 ) -> list[FrameResult]:
     """Frame i ends with the first packet whose cumulative application bytes reach the end of frame i
     (frames are ``app_header + payload`` bytes back to back); a packet carrying the end of one frame and
-    the start of the next counts for the first."""
+    the start of the next counts for the first. The modelled span of each frame is tbf's, with the bucket
+    refilled only over the idle gap the capture shows before the frame (``shaping.sequence``): a frame
+    that follows its predecessor within bucket x 8 / rate starts on part of a bucket."""
     need = np.cumsum([fp["payload"] + t.app_header for fp in frames_pred], dtype=np.int64)
     got = np.cumsum(pay)
     ends = np.minimum(np.searchsorted(got, need, side="left") + 1, len(pay))  # one past each frame's last
     starts = np.concatenate([[0], ends[:-1]])
     cum_len = np.concatenate([[0], np.cumsum(flen)])
+    gaps: list[float | None] = [None]
+    for k in range(1, len(frames_pred)):
+        a, prev = int(starts[k]), int(ends[k - 1]) - 1
+        gaps.append(float(ts[a] - ts[prev]) if 0 <= prev < a < len(ts) else None)
+    model = shaping.sequence([shaping.frame_lengths(fp["sizes"]) for fp in frames_pred], rate, bucket, gaps)
     out = []
-    for fp, a, b in zip(frames_pred, starts.tolist(), ends.tolist(), strict=True):
+    for fp, a, b, m in zip(frames_pred, starts.tolist(), ends.tolist(), model, strict=True):
         count = max(0, b - a)
         span = float(ts[b - 1] - ts[a]) if count > 1 else None
-        pred_span = (fp["frame_bytes"] - (fp["sizes"][0][0] + 14)) * 8 / rate if fp["packets"] > 1 else None
+        pred_span = m.span if fp["packets"] > 1 else None
         out.append(
             FrameResult(
                 fp["id"],

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PktcharError
+from .shaping import default_bucket
 
 PREFIX = "pktc"
 STATE_DIR = Path(os.environ.get("PKTCHAR_STATE_DIR", "/run/pktchar"))
@@ -173,7 +174,7 @@ class Link:
     mtu: int = 1500
     delay: float | None = None  # seconds, netem only
     loss: float | None = None  # fraction, netem only
-    burst: int | None = None  # tbf bucket in bytes (default: 2 full frames)
+    burst: int | None = None  # tbf bucket in bytes (default: shaping.default_bucket of the rate)
     edge: float | None = None  # bridge -> edge (the link every device shares into the edge; None: uplink)
 
     def __post_init__(self) -> None:
@@ -190,7 +191,13 @@ class Link:
 
     @property
     def bucket(self) -> int:
-        return self.burst or 2 * (self.mtu + 14)
+        """The uplink's tbf bucket (the data direction, device -> edge), bytes."""
+        return self.bucket_for(self.uplink)
+
+    def bucket_for(self, rate: float) -> int:
+        """tbf bucket of a direction shaped at ``rate``: ``burst`` if set, else 2 full frames up to
+        242 Mbit/s and more above (:func:`pktchar.testbed.shaping.default_bucket`)."""
+        return self.burst or default_bucket(rate, self.mtu)
 
 
 @dataclass
@@ -361,7 +368,7 @@ class Topology:
                 "rate",
                 f"{int(rate)}bit",
                 "burst",
-                str(self.link.bucket),
+                str(self.link.bucket_for(rate)),
                 "limit",
                 str(limit),
             ],

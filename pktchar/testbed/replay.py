@@ -62,8 +62,8 @@ class ReplayConfig:
     pcap: Path | None = None
     port: int = 5201
     calibrate: bool = True
-    capture: str = "tcpdump"
-    snaplen: int | None = None
+    capture: str = "tcpdump"  # capture backend: tcpdump | scapy (pktchar.testbed.capture)
+    snaplen: int | None = None  # bytes kept of each packet (None: whole packets)
 
 
 # ----------------------------------------------------------------------------------------------

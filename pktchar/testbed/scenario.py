@@ -31,7 +31,6 @@ from typing import Any, Protocol
 
 from ..errors import PktcharError
 from ..packets import Transport, packetize
-from ..wire import ETH_HEADER
 from .capture import Capture, CaptureStats, wait_line
 from .netns import Link, TestbedError, Topology, require_root
 
@@ -252,20 +251,17 @@ class Prediction:
         return cls.from_dict(d, str(p))
 
 
-def transfer_time(frame_bytes: int, first_packet: int, rate_bps: float, bucket: int) -> float:
-    """Send -> last byte in, for a frame that starts on a full tbf bucket: the packets the bucket
-    covers leave at once, every later byte at the rate."""
-    return max(0, frame_bytes - min(bucket, first_packet)) * 8 / rate_bps
-
-
 def predict_frames(
     payloads: list[int], transport: Transport, link: Link, calibrated_bps: float | None = None
 ) -> tuple[FramePrediction, ...]:
-    """Packets and transfer times of application frames of ``payloads`` bytes over ``link``'s uplink."""
+    """Packets and transfer times of application frames of ``payloads`` bytes over ``link``'s uplink: each
+    frame handed to the socket at once, starting on a full tbf bucket (``shaping.transfer_time``)."""
+    from .shaping import frame_lengths, transfer_time
+
     out = []
     for i, s in enumerate(payloads):
         pk = packetize(s, transport)
-        first = pk.sizes[0][0] + ETH_HEADER
+        lengths = frame_lengths(pk.sizes)
         out.append(
             FramePrediction(
                 id=i,
@@ -275,12 +271,10 @@ def predict_frames(
                 ip_bytes=pk.ip_bytes,
                 frame_bytes=pk.frame_bytes,
                 wire_bytes=pk.wire_bytes,
-                transfer_s=transfer_time(pk.frame_bytes, first, link.uplink, link.bucket),
-                transfer_s_calibrated=(
-                    transfer_time(pk.frame_bytes, first, calibrated_bps, link.bucket)
-                    if calibrated_bps
-                    else None
-                ),
+                transfer_s=transfer_time(lengths, link.uplink, link.bucket),
+                transfer_s_calibrated=transfer_time(lengths, calibrated_bps, link.bucket)
+                if calibrated_bps
+                else None,
             )
         )
     return tuple(out)
@@ -443,8 +437,8 @@ class Scenario(Protocol):
 
 
 def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Calibration:
-    """One bulk TCP frame (a quarter second at the rate, 256 kB to 32 MB) from ``src`` to ``dst``,
-    timed at the receiver from its first to its last byte."""
+    """One bulk TCP frame (a quarter second at the rate, 256 kB to 32 MB) from ``src`` to ``dst``, timed
+    from the send call to its last byte at the receiver (CLOCK_MONOTONIC, shared by the namespaces)."""
     size = int(min(32e6, max(256e3, link.uplink / 8 * 0.25)))
     (work / "calib.bin").write_bytes(os.urandom(min(size, 1 << 20)))
     (work / "calib.json").write_text(json.dumps([size]))
@@ -496,9 +490,11 @@ def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Cal
     r = lines[-1]
     t = Transport("tcp", link.mtu)
     pk = packetize(size, t)
-    span = (r["done_ns"] - r["first_ns"]) / 1e9
-    moved = pk.frame_bytes - (t.mtu + ETH_HEADER)  # the span starts when the first packet is in
-    app = size + t.app_header - t.max_chunk
+    # timed from the send call to the last byte in: everything beyond the bucket's credit went at the rate
+    # (timing from the first byte in overstates the rate on a loaded machine, where the receiver wakes late)
+    span = (r["done_ns"] - r["send_ns"]) / 1e9
+    moved = max(1, pk.frame_bytes - link.bucket)
+    app = size + t.app_header
     return Calibration(
         bytes=size,
         seconds=span,
@@ -584,7 +580,11 @@ def run(
             prediction.save(artifacts.prediction)
             scenario.start(topo, work)
             cap = Capture(
-                topo, scenario.capture_on, artifacts.pcap, **({"snaplen": snaplen} if snaplen else {})
+                topo,
+                scenario.capture_on,
+                artifacts.pcap,
+                backend=capture,
+                **({"snaplen": snaplen} if snaplen else {}),
             )
             cap.start()
             scenario.traffic(topo, work, outcome, progress)

@@ -28,7 +28,6 @@ from typing import Any
 
 from ..errors import PktcharError
 from ..packets import Transport, packetize
-from ..wire import ETH_HEADER
 from .capture import wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
@@ -379,8 +378,8 @@ def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
     flow = res.prediction.flow("upload")
     t = flow.transport
     frame_bytes = sum(f.frame_bytes for f in flow.frames)
-    first_pkt = flow.frames[0].sizes[0][0] + ETH_HEADER
-    exact = (frame_bytes - min(first_pkt, flow.bucket_bytes)) * 8 / rate
+    credit = min(frame_bytes, flow.bucket_bytes)  # the bucket is full when the upload starts
+    exact = (frame_bytes - credit) * 8 / rate
     cal = flow.calibrated_rate_bps
     start = next((e["t_ns"] for e in ev if e.get("event") == "start"), None)
     sent = sorted((e for e in ev if e.get("event") == "sent"), key=lambda e: e["id"])
@@ -406,13 +405,13 @@ def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
                             "edge_s": e["edge_ns"] / 1e9, "top1": e["top1"],
                             "during_upload": done_ns is None or e["start_ns"] < done_ns})  # fmt: skip
     q_bytes, measured_bytes = _capture_bytes(res, parts, sent) if complete and sent else (0, None)
-    with_q = (frame_bytes + q_bytes - min(first_pkt, flow.bucket_bytes)) * 8 / rate
+    with_q = (frame_bytes + q_bytes - credit) * 8 / rate
     return ModeResult(
         mode=res.config.get("mode", "?"),
         upload_s=upload_s,
         wire_s=sum(plan.sizes) * 8 / rate,
         exact_s=exact,
-        exact_calibrated_s=(frame_bytes - min(first_pkt, flow.bucket_bytes)) * 8 / cal if cal else None,
+        exact_calibrated_s=(frame_bytes - credit) * 8 / cal if cal else None,
         query_up_bytes_during=q_bytes,
         exact_with_queries_s=with_q,
         build_total_s=sum(b["seconds"] for b in builds),
