@@ -532,6 +532,13 @@ def replay_cmd(
         int | None,
         typer.Option("--snaplen", min=64, help="Bytes kept of each packet (default: whole packets)"),
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="HOST:PORT of `pktchar serve` on another machine (no namespaces)"),
+    ] = None,
+    capture_iface: Annotated[
+        str | None, typer.Option("--capture-iface", help="With --to: capture on this interface here (root)")
+    ] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Also write a compare report folder")
     ] = None,
@@ -551,6 +558,7 @@ def replay_cmd(
         link=parse_rate(link), downlink=parse_rate(downlink) if downlink else None,
         delay=parse_duration(delay) if delay else None, loss=loss, mtu=mtu, proto=proto.value, fps=fps,
         frames=frames, pcap=pcap, port=port, calibrate=calibrate, capture=capture.value, snaplen=snaplen,
+        to=to, capture_iface=capture_iface,
     )  # fmt: skip
     _finish_run(lambda progress: replay(cfg, progress=progress), frames, fmt, report)
 
@@ -797,6 +805,36 @@ def fleet_cmd(
     if err:
         print(f"pktchar: error: {err} (measurements kept in the result files)", file=sys.stderr)
         raise typer.Exit(3)
+
+
+@app.command("serve")
+@friendly
+def serve_cmd(
+    port: Annotated[int, typer.Option("--port", "-p", help="TCP port to listen on")] = 5201,
+    bind: Annotated[str, typer.Option("--bind", help="Address to listen on")] = "0.0.0.0",
+    once: Annotated[bool, typer.Option("--once", help="Stop after one replay's last frame")] = False,
+) -> None:
+    """The edge side on another machine: receive pktchar frames, answer each (for `replay --to HOST:PORT`).
+
+    Prints one JSON line a frame (the edge's own clock); Ctrl-C stops it."""
+    import socket
+
+    from .testbed.endpoint import receive_tcp
+
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        probe.bind((bind, port))
+    except OSError as e:
+        raise PktcharError(f"cannot listen on {bind}:{port}: {e.strerror} (choose another --port)") from e
+    finally:
+        probe.close()
+    print(
+        f"pktchar: serving on {bind}:{port} (replay --to THIS-HOST:{port}; Ctrl-C to stop)", file=sys.stderr
+    )
+    rc = receive_tcp(port, bind, forever=not once)
+    if rc:
+        raise typer.Exit(rc)
 
 
 @app.command("compare")

@@ -70,13 +70,31 @@ class FleetPrediction:
     devices: list[DevicePrediction] = field(default_factory=list)
     budget_s: float | None = None
 
+    aggregate_bps: float | None = None  # aggregate_goodput() of the simulated completions
+
     @property
     def goodput_bps(self) -> float:
-        return sum(d.goodput_bps for d in self.devices)
+        return (
+            self.aggregate_bps if self.aggregate_bps is not None else sum(d.goodput_bps for d in self.devices)
+        )
 
     @property
     def jain(self) -> float:
         return jain([d.goodput_bps for d in self.devices])
+
+
+def aggregate_goodput(done: Sequence[Sequence[float]], payload: Sequence[int]) -> float | None:
+    """Payload bits a second the edge receives from the whole fleet, over the window every device is in
+    its steady state: from the latest of the devices' first-third frames to the earliest last frame,
+    counting every frame completed inside it (the same definition for predicted and measured)."""
+    if not done or any(len(d) < 3 for d in done):
+        return None
+    t1 = max(d[len(d) // 3] for d in done)
+    t2 = min(d[-1] for d in done)
+    if t2 <= t1:
+        return None
+    bits = sum(8 * p * sum(1 for x in d if t1 < x <= t2) for d, p in zip(done, payload, strict=True))
+    return bits / (t2 - t1)
 
 
 def jain(xs: Sequence[float]) -> float:
@@ -172,6 +190,9 @@ def predict(
                 heapq.heappush(heap, (max(dep, slot[d] + (f + 1) / g.fps), 0, d, f + 1, 0))
     offered = sum(sum(lens) * 8 * g.fps for _, g, lens in devices)
     out = FleetPrediction(edge_rate, offered, offered / edge_rate, offered > edge_rate, budget_s=budget_s)
+    out.aggregate_bps = aggregate_goodput(
+        [[done[(d, f)] for f in range(frames)] for d in range(n)], [g.payload for _, g, _ in devices]
+    )
     for d, (name, g, lens) in enumerate(devices):
         lat = [done[(d, f)] - sent[(d, f)] for f in range(frames)]
         late_by = [done[(d, f)] - (slot[d] + f / g.fps) for f in range(frames)]

@@ -189,7 +189,8 @@ def compare(
         moved = sum(_span_bytes(f, t) for f in spans)
         busy = sum(f.capture_span_s or 0 for f in spans)
         model = sum(f.predicted_span_s or 0 for f in spans)  # packetization model at the shaped rate
-        rows.append(Row("goodput while sending (capture)", moved * 8 / model, moved * 8 / busy, "bit/s"))
+        if model > 0 and busy > 0:  # a frame the bucket sends whole has no modelled span to time
+            rows.append(Row("goodput while sending (capture)", moved * 8 / model, moved * 8 / busy, "bit/s"))
     big = [f for f in frames if f.transfer_s is not None and f.payload >= 100_000]
     if big:
         rows.append(

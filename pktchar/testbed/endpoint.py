@@ -83,7 +83,8 @@ def _bind(sock: socket.socket, bind: str, port: int) -> bool:
 # receiver (edge)
 
 
-def receive_tcp(port: int, bind: str) -> int:
+def receive_tcp(port: int, bind: str, forever: bool = False) -> int:
+    """Receive frames, answer each; return after the sender's last frame (``forever``: keep serving)."""
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # A receive window that is open from the first frame: with a small early window Linux sends
@@ -127,7 +128,9 @@ def receive_tcp(port: int, bind: str) -> int:
                         "done_ns": done,
                     }
                 )
-                if flags & FLAG_LAST and not flags & FLAG_CALIBRATION:  # the sender's last frame
+                if (
+                    flags & FLAG_LAST and not flags & FLAG_CALIBRATION and not forever
+                ):  # the sender's last frame
                     return 0
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import tomllib
 
 from ..errors import PktcharError
-from ..fleet import FleetPrediction, Group, jain, percentile, predict
+from ..fleet import FleetPrediction, Group, aggregate_goodput, jain, percentile, predict
 from ..packets import Transport
 from .capture import wait_line
 from .netns import Link, Topology
@@ -335,9 +335,9 @@ def analyse(sc: FleetScenario, res: Result) -> FleetRun:
         ))  # fmt: skip
     gps = [m.goodput_bps for m in measured if m.goodput_bps is not None]
     offered = sum(p.sizes[0] * 8 * p.spec.fps for _, p in sc.devices)
-    return FleetRun(
-        n, sc.model, measured, res, sum(gps) if gps else None, jain(gps) if gps else None, offered
-    )
+    done = [[x["done_ns"] / 1e9 for x in flows.get(d, [])] for d, _ in sc.devices]
+    agg = aggregate_goodput(done, [p.sizes[0] for _, p in sc.devices])  # as the model counts it
+    return FleetRun(n, sc.model, measured, res, agg, jain(gps) if gps else None, offered)
 
 
 def prepare(cfg: FleetConfig) -> list[Prepared]:

@@ -184,8 +184,8 @@ class Link:
                     f"link rate {r:g} bit/s is outside what tbf shapes here ({MIN_RATE / 1e3:g} kbit/s to "
                     f"{MAX_RATE / 1e9:g} Gbit/s)"
                 )
-        if not 68 <= self.mtu <= 65535:
-            raise TestbedError(f"MTU must be 68..65535, got {self.mtu}")
+        if not 68 <= self.mtu <= 65536:
+            raise TestbedError(f"MTU must be 68..65536, got {self.mtu}")
         if self.loss is not None and not 0 <= self.loss < 1:
             raise TestbedError(f"loss must be a fraction in [0, 1), got {self.loss}")
 

@@ -22,6 +22,7 @@ from .netns import Link, Topology, require_root
 from .scenario import (
     Calibration,
     FlowPrediction,
+    FrameTiming,
     Outcome,
     Prediction,
     Progress,
@@ -64,6 +65,8 @@ class ReplayConfig:
     calibrate: bool = True
     capture: str = "tcpdump"  # capture backend: tcpdump | scapy (pktchar.testbed.capture)
     snaplen: int | None = None  # bytes kept of each packet (None: whole packets)
+    to: str | None = None  # HOST:PORT of `pktchar serve` on another machine: no namespaces, no shaping
+    capture_iface: str | None = None  # with ``to``: capture on this interface of this host (root)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -203,6 +206,8 @@ class Replay:
     def start(self, topo: Topology, work: Path) -> None:
         (work / "payload.bin").write_bytes(self.data)
         (work / "sizes.json").write_text(str(self.sizes))
+        if getattr(topo, "remote", False):  # the edge is `pktchar serve` on the other host
+            return
         self.recv = topo.popen(
             EDGE,
             endpoint_cmd("recv", "--port", str(self.cfg.port), "--proto", self.cfg.proto),
@@ -240,6 +245,13 @@ class Replay:
         wire = sum(self.sizes) * 8 / self.link.uplink
         budget = 60 + wire * 3 + (cfg.frames / cfg.fps if cfg.fps else 0)
         read_frames(send, cfg.frames, budget, outcome, progress)
+        if getattr(topo, "remote", False):  # another machine's clock: time each frame at this host
+            outcome.frames = [
+                FrameTiming(
+                    f.id, f.len, f.send_ns, f.answer_ns or f.done_ns, f.answer_ns or f.done_ns, f.answer_ns
+                )
+                for f in outcome.frames
+            ]
 
     def finish(self, topo: Topology) -> None:
         if self.recv is not None:
@@ -247,7 +259,10 @@ class Replay:
 
 
 def replay(cfg: ReplayConfig, measured: Measured | None = None, progress: Progress | None = None) -> Result:
-    """Run one replay (root). ``progress(done, total)`` is called as frames complete."""
+    """Run one replay (root). ``progress(done, total)`` is called as frames complete. With ``cfg.to`` it
+    runs from this machine to ``pktchar serve`` on another (root only to capture)."""
+    if cfg.to:
+        return _replay_to(cfg, measured, progress)
     sc = Replay(cfg, measured)
     require_root()
     return run(
@@ -258,3 +273,40 @@ def replay(cfg: ReplayConfig, measured: Measured | None = None, progress: Progre
         snaplen=cfg.snaplen,
         progress=progress,
     )
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise PktcharError(f"--to wants HOST:PORT, e.g. 192.0.2.10:5201, got {text!r}")
+    return host.strip("[]"), int(port)
+
+
+def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress | None) -> Result:
+    from .scenario import Hosts, check_serving
+
+    host, port = parse_hostport(cfg.to or "")
+    cfg.port = port
+    sc = Replay(cfg, measured)
+    # no tbf between real hosts: a frame's first packet is on its way at once, the rest at the rate given
+    sc.link = Link(cfg.link, cfg.downlink, cfg.mtu, burst=cfg.mtu + 14)
+    if cfg.capture_iface:
+        require_root()
+        if not Path(f"/sys/class/net/{cfg.capture_iface}").exists():
+            raise PktcharError(f"--capture-iface {cfg.capture_iface}: no such interface on this host")
+    check_serving(host, port)
+    hosts = Hosts(host, port, cfg.capture_iface, sc.link)
+    pcap = Path(cfg.pcap) if cfg.pcap else sc.default_pcap()
+    res = run(sc, pcap, calibrate_link=cfg.calibrate, capture=cfg.capture, snaplen=cfg.snaplen, progress=progress,
+              hosts=hosts)  # fmt: skip
+    res.notes.append(
+        "between real hosts: no shaping (the rate in the prediction is --link, as given); the edge's clock is "
+        "another machine's, so a frame's time runs from its send to the edge's answer back at this host"
+        + (
+            ""
+            if cfg.capture_iface
+            else "; no capture (give --capture-iface as root): application timings only"
+        )
+    )
+    res.save()
+    return res

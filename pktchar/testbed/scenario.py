@@ -433,6 +433,81 @@ class Scenario(Protocol):
 
 
 # ----------------------------------------------------------------------------------------------
+# real hosts: this machine (the device) and a remote edge running `pktchar serve`
+
+
+class Hosts:
+    """Two real hosts in place of namespaces: no shaping, no namespaces; the device's processes run here,
+    the edge is ``pktchar serve`` at ``host:port``. Captures (root) run on ``iface`` of this host."""
+
+    remote = True
+    netem = False
+    bridge_ns = None
+
+    def __init__(self, host: str, port: int, iface: str | None, link: Link) -> None:
+        import socket
+
+        from .netns import Endpoint, new_run_id
+
+        try:
+            infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise TestbedError(f"--to {host}:{port}: cannot resolve {host}: {e.strerror}") from e
+        remote_ip = infos[0][4][0]
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.connect((remote_ip, port))  # no packet: picks the source address the route uses
+            local_ip = probe.getsockname()[0]
+        except OSError as e:
+            raise TestbedError(f"--to {host}:{port}: no route to {remote_ip}: {e.strerror}") from e
+        finally:
+            probe.close()
+        self.port, self.link, self.run_id = port, link, new_run_id()
+        self.eps = {
+            "dev": Endpoint("dev", "", local_ip, iface or ""),
+            "edge": Endpoint("edge", "", remote_ip, ""),
+        }
+        self.settings: dict[str, Any] = {"remote": f"{remote_ip}:{port}", "capture_iface": iface}
+
+    def __enter__(self) -> Hosts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def popen(self, ep: str, cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
+        if ep != "dev":
+            raise TestbedError(
+                "only the device runs on this host; the edge is `pktchar serve` on the other one"
+            )
+        return subprocess.Popen(cmd, text=True, **kw)
+
+    def counters(self, ep: str) -> dict[str, int]:
+        e = self.eps[ep]
+        base = Path(f"/sys/class/net/{e.ifname}/statistics")
+        keys = ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes", "rx_dropped", "tx_dropped")
+        out = {k: int((base / k).read_text()) for k in keys}
+        if e.ifname == "lo":  # loopback counts every packet twice, sent and received; a capture sees it once
+            out.update(rx_packets=0, rx_bytes=0, rx_dropped=0)
+        return out
+
+    def qdisc_stats(self) -> dict[str, str]:
+        return {}
+
+
+def check_serving(host: str, port: int) -> None:
+    """One line when nothing listens at ``host:port`` (before anything else is done)."""
+    import socket
+
+    try:
+        socket.create_connection((host, port), timeout=5).close()
+    except OSError as e:
+        raise TestbedError(
+            f"--to {host}:{port}: {e.strerror or e} (is `pktchar serve --port {port}` running there?)"
+        ) from e
+
+
+# ----------------------------------------------------------------------------------------------
 # the orchestration every scenario shares
 
 
@@ -442,15 +517,16 @@ def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Cal
     size = int(min(32e6, max(256e3, link.uplink / 8 * 0.25)))
     (work / "calib.bin").write_bytes(os.urandom(min(size, 1 << 20)))
     (work / "calib.json").write_text(json.dumps([size]))
-    recv = topo.popen(
-        dst,
-        endpoint_cmd("recv", "--port", str(CALIBRATION_PORT), "--proto", "tcp"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    remote = getattr(topo, "remote", False)  # a real edge: `pktchar serve` answers calibration frames too
+    port = topo.port if remote else CALIBRATION_PORT  # type: ignore[attr-defined]
+    recv = None
+    if not remote:
+        recv = topo.popen(dst, endpoint_cmd("recv", "--port", str(port), "--proto", "tcp"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        assert recv.stdout is not None
-        wait_line(recv, recv.stdout, "READY", 30)
+        if recv is not None:
+            assert recv.stdout is not None
+            wait_line(recv, recv.stdout, "READY", 30)
         send = topo.popen(
             src,
             endpoint_cmd(
@@ -458,7 +534,7 @@ def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Cal
                 "--host",
                 topo.eps[dst].ip,
                 "--port",
-                str(CALIBRATION_PORT),
+                str(port),
                 "--proto",
                 "tcp",
                 "--payload",
@@ -480,9 +556,10 @@ def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Cal
             send.kill()
             raise TestbedError("calibration transfer did not finish in time") from None
     finally:
-        recv.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            recv.wait(timeout=5)
+        if recv is not None:
+            recv.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                recv.wait(timeout=5)
     lines = [json.loads(x) for x in out.splitlines() if x.startswith("{")]
     if send.returncode != 0 or not lines or "error" in lines[-1]:
         detail = lines[-1].get("error") if lines else (err.strip() or f"exit {send.returncode}")
@@ -547,11 +624,15 @@ def run(
     capture: str = "tcpdump",
     snaplen: int | None = None,
     progress: Progress | None = None,
+    hosts: Hosts | None = None,
 ) -> Result:
     """Run ``scenario`` end to end. The prediction is written before any traffic; the result is
     written at the end, also when a peer is lost or the run is interrupted (then KeyboardInterrupt is
-    raised again after the files are safe)."""
-    require_root()
+    raised again after the files are safe). With ``hosts`` the run goes between this machine and a real
+    edge (``pktchar serve``): no namespaces, no shaping, a capture only on ``hosts``' interface."""
+    capture_ep = "dev" if hosts is not None else scenario.capture_on
+    if hosts is None or hosts.eps["dev"].ifname:
+        require_root()
     artifacts = Artifacts(Path(pcap))
     artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
     source = scenario.prepare()
@@ -563,7 +644,8 @@ def run(
     prediction: Prediction | None = None
     with (
         tempfile.TemporaryDirectory(prefix="pktchar-") as tmp,
-        Topology(
+        hosts
+        or Topology(
             scenario.endpoints,
             scenario.link,
             uplinks=dict(getattr(scenario, "uplinks", {})),
@@ -579,14 +661,15 @@ def run(
             prediction = scenario.predict(topo, calibration)
             prediction.save(artifacts.prediction)
             scenario.start(topo, work)
-            cap = Capture(
-                topo,
-                scenario.capture_on,
-                artifacts.pcap,
-                backend=capture,
-                **({"snaplen": snaplen} if snaplen else {}),
-            )
-            cap.start()
+            if topo.eps[capture_ep].ifname:  # real hosts without --capture-iface: application timings only
+                cap = Capture(
+                    topo,  # type: ignore[arg-type]
+                    capture_ep,
+                    artifacts.pcap,
+                    backend=capture,
+                    **({"snaplen": snaplen} if snaplen else {}),
+                )
+                cap.start()
             scenario.traffic(topo, work, outcome, progress)
         except KeyboardInterrupt:
             interrupted, outcome.error = True, "interrupted"

@@ -1,0 +1,161 @@
+"""Many devices to one edge: the queueing model by hand, scenario files, and live fleets (root);
+`serve` plus `replay --to` over loopback and between namespaces."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pktchar.errors import PktcharError
+from pktchar.fleet import Group, TokenBucket, jain, predict, saturation_n
+from pktchar.testbed.fleetrun import MAX_DEVICES, FleetConfig, GroupSpec, check, load_scenario
+
+from conftest import run_cli
+
+# vgg16 pool5: 100,352 B + 24 B header = 70 TCP segments: 69 x 1,514 B + 530 B Ethernet frames
+FRAME = 69 * 1514 + 530  # 104,996 B
+
+
+def test_token_bucket_by_hand():
+    tb = TokenBucket(80e6, 3028)
+    # a full bucket sends two 1,514 B packets at once; the third waits for 1,514 B of tokens: 151.4 us
+    assert [tb.send(0, 1514) for _ in range(3)] == [0, 0, pytest.approx(1514 * 8 / 80e6)]
+
+
+def test_one_device_below_the_edge_rate():
+    p = predict([Group("cam", 1, 100_352, 10, 80e6)], 100e6, frames=10)
+    d = p.devices[0]
+    assert d.frame_bytes == FRAME
+    # its own 80 Mbit/s uplink is the slower link: two packets on the bucket, the rest at 80 Mbit/s; the
+    # 100 Mbit/s edge link refills its 3,028 B bucket faster than packets arrive, so each passes at once
+    assert d.latency_mean_s == pytest.approx((FRAME - 3028) * 8 / 80e6, rel=1e-9)
+    assert d.late_fraction == 0 and not p.saturated
+
+
+def test_saturation_and_fair_shares():
+    # each device offers 104,996 B x 8 x 10/s = 8.40 Mbit/s; 20 Mbit/s carries two, saturates at three
+    assert saturation_n(100_352, 10, 20e6) == 3
+    p = predict([Group("cam", 4, 100_352, 10, 80e6)], 20e6, frames=30)
+    assert p.saturated and p.offered_bps == pytest.approx(4 * FRAME * 8 * 10)
+    # saturated, the edge link is busy all the time: payload goodput = 20 Mbit/s x payload / frame bytes
+    assert p.goodput_bps == pytest.approx(20e6 * 100_352 / FRAME, rel=0.01)
+    assert p.jain > 0.999 and all(d.late_fraction == 1 for d in p.devices)
+
+
+def test_jain_by_hand():
+    assert jain([1, 1, 1, 1]) == 1
+    assert jain([1, 0, 0, 0]) == pytest.approx(0.25)  # (1)^2 / (4 x 1)
+
+
+def test_scenario_file(tmp_path):
+    f = tmp_path / "fleet.toml"
+    f.write_text('edge_link = "50mbit"\n\n[[group]]\nmodel = "vgg16"\nsplit = "features.30"\ncount = 2\nfps = 5\n'
+                 '\n[[group]]\nmodel = "resnet18"\nsplit = "layer4.1.relu#2"\ncount = 1\nuplink = "40mbit"\n')  # fmt: skip
+    groups, top = load_scenario(f)
+    assert (
+        [g.count for g in groups] == [2, 1] and groups[1].uplink == "40mbit" and top["edge_link"] == "50mbit"
+    )
+    f.write_text('edge_link = "50mbit"\n[[group]]\nmodel = "vgg16"\nsplit = "features.30"\ncolour = "red"\n')
+    with pytest.raises(PktcharError, match=r"line 5: unknown key 'colour' in group 1"):
+        load_scenario(f)
+    f.write_text('edge = "50mbit"\n')
+    with pytest.raises(PktcharError, match=r"line 1: unknown key 'edge'"):
+        load_scenario(f)
+
+
+def test_too_many_devices():
+    with pytest.raises(PktcharError, match=f"more than this machine runs \\({MAX_DEVICES}"):
+        check(FleetConfig([GroupSpec("vgg16", "features.30", count=MAX_DEVICES + 1)], 100e6))
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_serve_and_replay_to_over_loopback(tmp_path):
+    """No root needed without a capture: the same frames as the in-namespace replay, timed at this host."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("pktchar")
+    serve = subprocess.Popen([str(exe), "serve", "--port", str(port), "--bind", "127.0.0.1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(1.5)
+        busy = run_cli("serve", "--port", str(port), "--bind", "127.0.0.1")
+        assert busy.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in busy.stderr
+        r = run_cli("replay", "vgg16", "--split", "features.30", "--frames", "3", "--to", f"127.0.0.1:{port}",
+                    "--no-calibrate", "--pcap", str(tmp_path / "lo.pcap"), "--format", "json")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        # the frames of the in-namespace replay: pool5 of VGG-16, 25,088 fp32 = 100,352 B each
+        assert [f["len"] for f in d["frames"]] == [100_352] * 3
+        assert d["capture"] is None and "application timings only" in " ".join(d["notes"])
+    finally:
+        serve.terminate()
+        serve.wait(timeout=10)
+    lines = [json.loads(x) for x in serve.stdout.read().splitlines() if x.startswith("{")]
+    assert [x["len"] for x in lines] == [100_352] * 3
+
+
+def test_replay_to_an_unreachable_host():
+    r = run_cli(
+        "replay", "vgg16", "--split", "features.30", "--to", f"127.0.0.1:{_free_port()}", "--no-calibrate"
+    )
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "is `pktchar serve --port" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("nothing_left_behind")
+def test_three_devices_saturate_the_edge_link(tmp_path):
+    from pktchar.testbed.fleetrun import fleet
+
+    # 3 x 8.40 Mbit/s offered into 12 Mbit/s: saturated about twice over, the edge link never idles
+    cfg = FleetConfig([GroupSpec("vgg16", "features.30", count=3, fps=10, uplink="80mbit")], 12e6, frames=16,
+                      pcap=tmp_path / "f.pcap")  # fmt: skip
+    r = fleet(cfg)
+    assert r.result.error is None
+    assert r.predicted.saturated
+    # the bottleneck model: 12 Mbit/s of Ethernet frames carry 12 x 100,352 / 104,996 Mbit/s of payload
+    bottleneck = 12e6 * 100_352 / FRAME
+    assert r.aggregate_goodput_bps is not None
+    assert abs(r.aggregate_goodput_bps / bottleneck - 1) < 0.03
+    assert r.jain is not None and r.jain > 0.99  # three identical flows share the link evenly
+    for m in r.measured:
+        assert m.frames == 16 and m.wire_bytes == m.wire_bytes_predicted == 16 * FRAME
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("nothing_left_behind")
+def test_replay_to_between_two_namespaces(tmp_path):
+    """serve in one namespace, replay --to from another, captured on the sender's veth: the same packets
+    and bytes as the in-namespace replay (70 packets, 104,996 B a frame)."""
+    from pktchar.testbed.netns import Link, Topology
+
+    exe = str(Path(sys.executable).with_name("pktchar"))
+    with Topology(["a", "b"], Link(80e6)) as topo:
+        serve = topo.popen(
+            "b", [exe, "serve", "--port", "5301"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        time.sleep(2)
+        pcap = tmp_path / "ns.pcap"
+        r = subprocess.run(["ip", "netns", "exec", topo.eps["a"].ns, exe, "replay", "vgg16", "--split", "features.30",
+                            "--frames", "4", "--to", f"{topo.eps['b'].ip}:5301", "--capture-iface",
+                            topo.eps["a"].ifname, "--link", "80mbit", "--pcap", str(pcap), "--format", "json"],
+                           capture_output=True, text=True, timeout=300, env={**os.environ})  # fmt: skip
+        serve.terminate()
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        rows = {x["metric"]: x for x in d["comparison"]["rows"]}
+        assert rows["packets (data direction)"]["measured"] == 4 * 70
+        assert rows["bytes on the wire (data direction, Ethernet frames)"]["measured"] == 4 * FRAME
