@@ -159,3 +159,13 @@ def test_replay_to_between_two_namespaces(tmp_path):
         rows = {x["metric"]: x for x in d["comparison"]["rows"]}
         assert rows["packets (data direction)"]["measured"] == 4 * 70
         assert rows["bytes on the wire (data direction, Ethernet frames)"]["measured"] == 4 * FRAME
+
+
+@pytest.mark.root
+def test_scenario_with_an_unknown_model_names_its_group_and_line(tmp_path):
+    f = tmp_path / "fleet.toml"
+    f.write_text('edge_link = "50mbit"\n\n[[group]]\nmodel = "vgg16"\nsplit = "features.30"\n\n'
+                 '[[group]]\nmodel = "vgg61"\nsplit = "features.30"\n')  # fmt: skip
+    r = run_cli("fleet", "--scenario", str(f))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert f"scenario {f} line 7 (group g1)" in r.stderr and "vgg16" in r.stderr  # the close match

@@ -57,6 +57,7 @@ class GroupSpec:
     fps: float = 10.0
     uplink: str = "100mbit"
     name: str = ""
+    where: str = ""  # "scenario FILE line N" when the group came from a scenario file
 
 
 @dataclass
@@ -98,7 +99,8 @@ def load_scenario(path: Path) -> tuple[list[GroupSpec], dict[str, Any]]:
             raise PktcharError(
                 f"scenario {path} {line_of(k)}: unknown key {k!r} (top level: {', '.join(sorted(top))})"
             )
-    allowed = {f.name for f in fields(GroupSpec)}
+    allowed = {f.name for f in fields(GroupSpec)} - {"where"}
+    headers = [i for i, ln in enumerate(text.splitlines(), start=1) if ln.strip() == "[[group]]"]
     groups = []
     for i, g in enumerate(doc.get("group", [])):
         for k in g:
@@ -108,7 +110,8 @@ def load_scenario(path: Path) -> tuple[list[GroupSpec], dict[str, Any]]:
                 )
         if "model" not in g or "split" not in g:
             raise PktcharError(f"scenario {path}: group {i + 1} needs a model and a split")
-        groups.append(GroupSpec(**{**g, "name": g.get("name") or f"g{i}"}))
+        where = f"scenario {path} line {headers[i]}" if i < len(headers) else f"scenario {path}"
+        groups.append(GroupSpec(**{**g, "name": g.get("name") or f"g{i}", "where": where}))
     if not groups:
         raise PktcharError(f"scenario {path}: no [[group]] of devices")
     return groups, {k: v for k, v in doc.items() if k != "group"}
@@ -348,8 +351,14 @@ def prepare(cfg: FleetConfig) -> list[Prepared]:
     for g in cfg.groups:
         rc = ReplayConfig(model=g.model, split=g.split, res=g.res, dtype=g.dtype, compression=g.compression,
                           frames=cfg.frames)  # fmt: skip
-        sizes, data, source, prof = payloads(rc)
-        out.append(Prepared(g, sizes, data, source, prof.split(g.split).after, parse_rate(g.uplink)))
+        try:
+            sizes, data, source, prof = payloads(rc)
+            split = prof.split(g.split).after
+        except PktcharError as e:
+            if not g.where:
+                raise
+            raise PktcharError(f"{g.where} (group {g.name}): {e}") from e
+        out.append(Prepared(g, sizes, data, source, split, parse_rate(g.uplink)))
     return out
 
 
@@ -357,7 +366,10 @@ def fleet(
     cfg: FleetConfig, progress: Progress | None = None, prepared: list[Prepared] | None = None
 ) -> FleetRun:
     """Run one fleet (root)."""
+    from .netns import require_root
+
     check(cfg)
+    require_root()
     prepared = prepared or prepare(cfg)
     sc = FleetScenario(cfg, prepared)
     pcap = Path(cfg.pcap) if cfg.pcap else Path("captures") / f"fleet-{cfg.devices}.pcap"
@@ -373,6 +385,9 @@ def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list
         )
     if upto > MAX_DEVICES:
         raise PktcharError(f"--sweep 1..{upto} is more devices than this machine runs ({MAX_DEVICES})")
+    from .netns import require_root
+
+    require_root()
     base = Path(cfg.pcap) if cfg.pcap else Path("captures") / "fleet.pcap"
     prepared = prepare(FleetConfig([GroupSpec(**{**asdict(cfg.groups[0]), "count": 1})], cfg.edge_link,
                                    frames=cfg.frames))  # fmt: skip
