@@ -101,6 +101,9 @@ def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: 
     for r in reps:
         md += [f"- **{r.plan.model}**: {line}" for line in views.upload_lines(r)]
     md.append("")
+    diffs = [x for r in reps for x in views.upload_differences(r)]
+    if diffs:
+        md += ["## How this differs from the paper", ""] + [f"- {x}" for x in diffs] + [""]
     for _, t in tables:
         md.append(to_markdown(t))
     for stem, caption in figs:
@@ -119,6 +122,9 @@ def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: 
     if command:
         tex.append(r"\noindent Made with: \texttt{" + tex_escape(command) + "}\n")
     tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    if diffs:
+        tex += [r"\section*{How this differs from the paper}", r"\begin{itemize}"]
+        tex += [rf"\item {tex_escape(x)}" for x in diffs] + [r"\end{itemize}"]
     for stem, caption in figs:
         tex += [r"\begin{figure}[H]", r"\centering", rf"\includegraphics[width=0.85\linewidth]{{figures/{stem}.pdf}}",
                 rf"\caption{{{tex_escape(caption)}}}", r"\end{figure}"]  # fmt: skip

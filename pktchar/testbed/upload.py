@@ -350,6 +350,7 @@ class ModeResult:
     exact_calibrated_s: float | None
     query_up_bytes_during: int  # Ethernet bytes of query traffic on the uplink while the upload ran
     exact_with_queries_s: float | None
+    exact_with_builds_s: float | None  # sequential: + every build but the last, on the upload thread
     build_total_s: float
     builds: list[dict[str, Any]]
     stall_s: float | None  # upload time beyond the exact expectation with the measured query traffic
@@ -414,6 +415,9 @@ def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
         exact_calibrated_s=(frame_bytes - credit) * 8 / cal if cal else None,
         query_up_bytes_during=q_bytes,
         exact_with_queries_s=with_q,
+        exact_with_builds_s=with_q + sum(b["seconds"] for b in builds[:-1])
+        if res.config.get("mode") == "sequential"
+        else None,
         build_total_s=sum(b["seconds"] for b in builds),
         builds=builds,
         stall_s=(upload_s - with_q) if upload_s is not None else None,
