@@ -279,7 +279,7 @@ def fleet_sweep(runs: list[FleetRun], saturation: int, budget_s: float) -> Figur
     ax.plot(ns, pred_p99, ":", color="tab:blue", label="predicted p99")
     ax.plot(ns, meas_mean, "o-", color="tab:red", ms=4, label="measured mean")
     ax.plot(ns, meas_p99, "s-", color="tab:orange", ms=4, label="measured p99")
-    ax.axhline(budget_s * 1000, color="0.4", lw=0.9, label=f"budget {budget_s * 1000:g} ms")
+    ax.axhline(budget_s * 1000, color="0.4", lw=0.9, label=f"budget {budget_s * 1000:.3g} ms")
     ax.axvline(saturation, color="0.6", ls="--", lw=0.9)
     ax.annotate(f"edge link saturates (predicted): {saturation}", (saturation, 0.97),
                 xycoords=("data", "axes fraction"), rotation=90, va="top", ha="right", fontsize=7)  # fmt: skip
