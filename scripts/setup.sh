@@ -16,7 +16,8 @@ die() {
   exit 1
 }
 
-APT_LOCKS="/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock"
+# the locks apt and dpkg take (PKTCHAR_APT_LOCKS replaces the list: tests/test_setup.py holds its own)
+APT_LOCKS="${PKTCHAR_APT_LOCKS:-/var/lib/dpkg/lock-frontend /var/lib/dpkg/lock /var/lib/apt/lists/lock /var/cache/apt/archives/lock}"
 LOCK_WAIT="${PKTCHAR_APT_LOCK_WAIT:-600}"
 case "$LOCK_WAIT" in '' | *[!0-9]*) die "PKTCHAR_APT_LOCK_WAIT must be a whole number of seconds, got '$LOCK_WAIT'" ;; esac
 
