@@ -223,6 +223,8 @@ def models_cmd(
     """List every model pktchar knows, with parameter counts (torchvision's and models/)."""
     from rich.progress import track
 
+    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+
     from . import views, zoo
 
     rows = zoo.describe(contains, progress=lambda xs: track(xs, description="building on meta", transient=True,
@@ -277,6 +279,8 @@ def profile_cmd(
     app_header: AppHdrOpt = 24,
 ) -> None:
     """Exact per-layer and per-split payloads of MODEL at an input resolution (meta tensors, no compute)."""
+    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+
     from . import views
     from .codec import Coding
     from .profiler import profile
@@ -330,6 +334,8 @@ def table_cmd(
 
     Rows are resolutions, columns models; each cell names the split at each end and, with --latency or
     --fps, the 5QIs that fit; the paper's own cells are compared with the exact ranges."""
+    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+
     from . import views
     from .dtypes import check_dtype
     from .resolution import parse_resolutions
@@ -422,6 +428,8 @@ def report_cmd(
     app_header: AppHdrOpt = 24,
 ) -> None:
     """Write a report folder: report.md, report.tex (+ table fragments), figures (PNG, PDF), report.json."""
+    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+
     from .dtypes import check_dtype
     from .report import collect, write
     from .resolution import parse_resolutions
