@@ -126,3 +126,71 @@ def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: 
     (out / "report.tex").write_text("\n".join(tex) + "\n")
     (out / "report.json").write_text(json.dumps([r.to_dict() for r in reps], indent=2, default=str))
     return out
+
+
+def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: bool = False) -> Path:
+    """A train-sync report folder: the plan, per-step and timing tables of the first multi-worker run, the
+    workers table, the paper's two-board result explained (md, tex, figures, json)."""
+    from .testbed.trainsync import measured_variants, paper_rows
+
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not force:
+        raise PktcharError(f"{out} exists and is not empty: choose another --report or pass --force")
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    main = next((r for r in reps if r.per_worker), reps[0])
+    tables = [("plan", views.train_plan_table(main))]
+    if main.per_worker:
+        tables.append(("steps", views.train_steps_table(main)))
+    tables.append(("timing", views.train_timing_table(main)))
+    if len(reps) > 1:
+        tables.append(("workers", views.train_workers_table(reps)))
+    prows = paper_rows(main.config.model, measured_variants(reps)) if main.config.model == "seed000" else []
+    if prows:
+        tables.append(("paper", views.train_paper_table(prows)))
+    figs = []
+    if main.per_worker:
+        figs.append(("steps", "Bytes w0 sent a step, predicted and measured.", figures.train_steps(main)))
+    if len([r for r in reps if not r.config.freeze and r.config.hook == "none"]) > 1:
+        figs.append(("workers", "Step time against the number of workers.", figures.train_workers(reps)))
+    if prows:
+        figs.append(
+            ("paper", "The paper's two-board time beside pktchar's predictions.", figures.train_paper(prows))
+        )
+    for stem, _, fig in figs:
+        fig.savefig(out / "figures" / f"{stem}.png", dpi=130)
+        fig.savefig(out / "figures" / f"{stem}.pdf")
+    for stem, t in tables:
+        (out / "tables" / f"{stem}.tex").write_text(to_latex(t, label=f"tab:{stem}", fit_width=True))
+    title = "pktchar train-sync: data-parallel training sync (DDP over gloo) on the testbed"
+    md = [f"# {title}", ""]
+    if command:
+        md += ["Made with:", "", "```", command, "```", ""]
+    md += [f"- {line}" for line in views.train_lines(main)]
+    md.append("")
+    for _, t in tables:
+        md.append(to_markdown(t))
+    for stem, caption, _ in figs:
+        md += [f"![{caption}](figures/{stem}.png)", ""]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    tex = [
+        r"\documentclass[10pt]{article}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{lmodern}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\usepackage{booktabs,longtable,graphicx,float}",
+        rf"\title{{{tex_escape(title)}}}",
+        r"\begin{document}",
+        r"\maketitle",
+    ]
+    if command:
+        tex.append(r"\noindent Made with: \texttt{" + tex_escape(command) + "}\n")
+    tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    for stem, caption, _ in figs:
+        tex += [r"\begin{figure}[H]", r"\centering", rf"\includegraphics[width=0.85\linewidth]{{figures/{stem}.pdf}}",
+                rf"\caption{{{tex_escape(caption)}}}", r"\end{figure}"]  # fmt: skip
+    tex.append(r"\end{document}")
+    (out / "report.tex").write_text("\n".join(tex) + "\n")
+    doc = {"runs": [r.to_dict() for r in reps], "paper": prows}
+    (out / "report.json").write_text(json.dumps(doc, indent=2, default=str))
+    return out

@@ -77,7 +77,14 @@ def describe(net: Any) -> dict[str, Any]:
     """Parameters and buffers in registration order: name, elements, bytes an element, dtype, trainable."""
     return {
         "params": [
-            [n, p.numel(), p.element_size(), str(p.dtype).removeprefix("torch."), bool(p.requires_grad), p.dim()]
+            [
+                n,
+                p.numel(),
+                p.element_size(),
+                str(p.dtype).removeprefix("torch."),
+                bool(p.requires_grad),
+                p.dim(),
+            ]
             for n, p in net.named_parameters()
         ],
         "buffers": [
@@ -96,7 +103,8 @@ def batches(args: argparse.Namespace) -> Any:
         from torchvision import datasets, transforms
 
         ds = datasets.ImageFolder(
-            args.data, transform=transforms.Compose([transforms.Resize((args.res, args.res)), transforms.ToTensor()])
+            args.data,
+            transform=transforms.Compose([transforms.Resize((args.res, args.res)), transforms.ToTensor()]),
         )
         if len(ds.classes) > args.classes:
             raise ValueError(f"--data has {len(ds.classes)} classes, more than --classes {args.classes}")

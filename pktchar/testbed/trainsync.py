@@ -60,7 +60,9 @@ from .scenario import (
     run,
 )
 
-GLOO_PREAMBLE = 48  # gloo/transport/tcp/pair.h, struct Op::preamble: nbytes, opcode, slot, offset, length, roffset
+GLOO_PREAMBLE = (
+    48  # gloo/transport/tcp/pair.h, struct Op::preamble: nbytes, opcode, slot, offset, length, roffset
+)
 GLOO_MAX_SEGMENT = 1 << 20  # gloo/allreduce.h, kMaxSegmentSize
 FIRST_BUCKET = 1 << 20  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 MIB = 1 << 20  # DDP's bucket_cap_mb is in MiB (nn/parallel/distributed.py, _MB_TO_BYTES)
@@ -135,7 +137,10 @@ def broadcast(total: int, n: int, root: int = 0) -> list[Msg]:
                 continue
             peer = (vpeer + root) % n
             if vrank & (1 << i) == 0:
-                out += [Msg(rank, peer, GLOO_PREAMBLE, "send-ready"), Msg(rank, peer, GLOO_PREAMBLE + total, "bcast")]
+                out += [
+                    Msg(rank, peer, GLOO_PREAMBLE, "send-ready"),
+                    Msg(rank, peer, GLOO_PREAMBLE + total, "bcast"),
+                ]
             else:
                 out.append(Msg(rank, peer, GLOO_PREAMBLE, "recv-ready"))
     return out
@@ -275,7 +280,9 @@ def make_plan(model: str, desc: dict[str, Any], cfg: TrainConfig, mtu: int = 150
     first_buckets = [sum(grads)]  # torch 2.14: one bucket for the first iteration
     rebuilt = buckets(list(reversed(grads)), [first, cap])
     buffer_b = coalesced([(b[1] * b[2], b[3]) for b in bufs], BROADCAST_BUCKET)
-    state_b = coalesced([(p[1] * p[2], p[3]) for p in params] + [(b[1] * b[2], b[3]) for b in bufs], BROADCAST_BUCKET)
+    state_b = coalesced(
+        [(p[1] * p[2], p[3]) for p in params] + [(b[1] * b[2], b[3]) for b in bufs], BROADCAST_BUCKET
+    )
     # construction: _verify_params_across_processes (shapes: an all-gather of one int64, then rank 0's
     # metadata broadcast, two int64 a dimension of every trainable parameter) then the state broadcast
     verify = 8 * (2 * sum(p[5] for p in train) + 1)
@@ -326,7 +333,9 @@ class Workers:
     def __init__(self, procs: list[subprocess.Popen[str]]) -> None:
         self.procs = procs
         self.q: queue.Queue[tuple[int, dict[str, Any] | None]] = queue.Queue()
-        self.threads = [threading.Thread(target=self._read, args=(r,), daemon=True) for r in range(len(procs))]
+        self.threads = [
+            threading.Thread(target=self._read, args=(r,), daemon=True) for r in range(len(procs))
+        ]
         for t in self.threads:
             t.start()
 
@@ -339,7 +348,9 @@ class Workers:
                     self.q.put((r, json.loads(line)))
         self.q.put((r, None))
 
-    def collect(self, outcome: Outcome, budget: float, progress: Progress | None, steps: int) -> list[dict[str, Any]]:
+    def collect(
+        self, outcome: Outcome, budget: float, progress: Progress | None, steps: int
+    ) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
         ended: set[int] = set()
         deadline = time.monotonic() + budget
@@ -459,7 +470,9 @@ def port_free(topo: Topology, ep: str, port: int) -> None:
     r = subprocess.run(["ip", "netns", "exec", topo.eps[ep].ns, sys.executable, "-c", code], capture_output=True,
                        text=True, timeout=30)  # fmt: skip
     if r.returncode != 0:
-        raise PktcharError(f"the rendezvous port {port} is in use on {ep} ({topo.eps[ep].ip}): choose another --port")
+        raise PktcharError(
+            f"the rendezvous port {port} is in use on {ep} ({topo.eps[ep].ip}): choose another --port"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -504,20 +517,29 @@ class TrainReport:
         d["plan"] = plan
         d["kind"], d["version"] = "pktchar-train-sync", 1
         if self.result is not None:
-            d["files"] = {"pcap": str(self.result.artifacts.pcap), "result": str(self.result.artifacts.result)}
+            d["files"] = {
+                "pcap": str(self.result.artifacts.pcap),
+                "result": str(self.result.artifacts.result),
+            }
         return d
 
 
 def _windows(ev: list[dict[str, Any]], rank: int, gap: float) -> tuple[float, list[tuple[float, float]]]:
     """The capture's step windows for one worker: from half a gap before its step to half a gap after."""
-    steps = sorted((e for e in ev if e.get("event") == "step" and e["worker"] == rank), key=lambda e: e["step"])
+    steps = sorted(
+        (e for e in ev if e.get("event") == "step" and e["worker"] == rank), key=lambda e: e["step"]
+    )
     ddp = [e["t0"] for e in ev if e.get("event") == "ddp"]
     start = min(ddp) - 0.05 if ddp else (steps[0]["t0"] - gap if steps else 0.0)
     return start, [(s["t0"] - gap / 2, s["t_end"] + gap / 2) for s in steps]
 
 
 def measure_bytes(
-    pcap: Path, ip: str, port: int, windows: list[tuple[float, float]], start: float,
+    pcap: Path,
+    ip: str,
+    port: int,
+    windows: list[tuple[float, float]],
+    start: float,
     fwd_ends: list[float] | None = None,
 ) -> dict[str, Any]:
     """Ethernet and TCP payload bytes one worker sent and received, per step window and before the first
@@ -529,10 +551,15 @@ def measure_bytes(
 
     def tally(sel: list[Any]) -> dict[str, int]:
         out: dict[str, int] = {}
-        for side, mine in (("sent", [p for p in sel if p.src == ip]), ("received", [p for p in sel if p.dst == ip])):
+        for side, mine in (
+            ("sent", [p for p in sel if p.src == ip]),
+            ("received", [p for p in sel if p.dst == ip]),
+        ):
             payload, segments, retx, retx_n = _first_transmissions([p for p in mine if p.payload > 0])
             acks = [p for p in mine if p.payload == 0]
-            out[side] = payload + segments * PER_PACKET  # Ethernet bytes of data segments, each byte sent once
+            out[side] = (
+                payload + segments * PER_PACKET
+            )  # Ethernet bytes of data segments, each byte sent once
             out[f"{side}_payload"] = payload
             out[f"{side}_segments"] = segments
             out[f"{side}_acks"] = len(acks)
@@ -602,6 +629,9 @@ def analyse(cfg: TrainConfig, plan: Plan, res: Result) -> TrainReport:
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs) if xs else 0.0
 
+    def imean(xs: list[int]) -> int:
+        return round(mean(xs))  # type: ignore[arg-type]
+
     compute = {k: mean([mean(e[f"{k}_s"]) for e in comp]) for k in ("fwd", "bwd", "opt")}
     compute["total"] = compute["fwd"] + compute["bwd"] + compute["opt"]
     per_worker, rows = [], []
@@ -624,13 +654,13 @@ def analyse(cfg: TrainConfig, plan: Plan, res: Result) -> TrainReport:
         k = min(2, len(plan.steps) - 1)
         per_worker.append({
             "worker": f"w{r}", "steps_measured": len(m["steps"]),
-            "sent": mean([s["sent"] for s in steady]), "sent_predicted": plan.step_total(k, "frames_sent", r),
-            "payload": mean([s["sent_payload"] for s in steady]), "payload_predicted": plan.step_total(k, "sent", r),
-            "received_payload": mean([s["received_payload"] for s in steady]),
+            "sent": imean([s["sent"] for s in steady]), "sent_predicted": plan.step_total(k, "frames_sent", r),
+            "payload": imean([s["sent_payload"] for s in steady]), "payload_predicted": plan.step_total(k, "sent", r),
+            "received_payload": imean([s["received_payload"] for s in steady]),
             "received_payload_predicted": plan.step_total(k, "received", r),
             "acks_sent": mean([s["sent_acks"] for s in steady]),
-            "ack_bytes_sent": mean([s["sent_ack_bytes"] for s in steady]),
-            "retransmitted": mean([s["sent_retransmitted"] for s in steady]),
+            "ack_bytes_sent": imean([s["sent_ack_bytes"] for s in steady]),
+            "retransmitted": imean([s["sent_retransmitted"] for s in steady]),
             "segments": mean([s["sent_segments"] for s in steady]),
             "segments_predicted": _segments(plan, k, r),
             "by_step": m["steps"], "spans": m["spans"],
@@ -648,7 +678,10 @@ def analyse(cfg: TrainConfig, plan: Plan, res: Result) -> TrainReport:
     cal = res.calibration.link_rate_measured_bps if res.calibration else None
     timing = predict_time(cfg, plan, compute, rows, cal)
     done = next((e for e in ev if e.get("event") == "done" and e["worker"] == 0), {})
-    ddp = {"bucket_sizes": done.get("bucket_sizes", ""), "rebuilt_bucket_sizes": done.get("rebuilt_bucket_sizes", "")}
+    ddp = {
+        "bucket_sizes": done.get("bucket_sizes", ""),
+        "rebuilt_bucket_sizes": done.get("rebuilt_bucket_sizes", ""),
+    }
     caps = {e: {**asdict(c), "complete": c.complete} for e, c in res.captures.items()}
     return TrainReport(cfg, plan, res.source, compute, rows, per_worker, cons, timing, ddp, caps, res.error, res,
                        list(res.notes))  # fmt: skip
@@ -662,7 +695,11 @@ def step_comm(plan: Plan, k: int, rate: float) -> tuple[float, float, float]:
 
 
 def predict_time(
-    cfg: TrainConfig, plan: Plan, compute: dict[str, float], rows: list[StepRow], calibrated: float | None = None
+    cfg: TrainConfig,
+    plan: Plan,
+    compute: dict[str, float],
+    rows: list[StepRow],
+    calibrated: float | None = None,
 ) -> dict[str, Any]:
     """Time a step: compute measured without DDP plus the wire time at the link rate, with nothing hidden
     (upper bound) and with every bucket but the last hidden behind backward (lower bound); the same at
@@ -691,7 +728,9 @@ def predict_time(
         bc_c, ar_c, last_c = step_comm(plan, k, calibrated)
         out["allreduce_calibrated_s"] = ar_c
         out["step_predicted_calibrated_s"] = compute["total"] + bc_c + ar_c
-        out["step_predicted_calibrated_overlap_s"] = compute["total"] + bc_c + max(last_c, ar_c - compute["bwd"])
+        out["step_predicted_calibrated_overlap_s"] = (
+            compute["total"] + bc_c + max(last_c, ar_c - compute["bwd"])
+        )
     if meas is not None and span is not None:
         hidden = max(0.0, compute["total"] + span - meas)
         out["hidden_s"], out["hidden_fraction"] = hidden, min(1.0, hidden / span) if span else None
@@ -714,7 +753,12 @@ def check(cfg: TrainConfig) -> None:
     if avail is not None and cfg.workers * WORKER_MB > avail * 0.8:
         raise PktcharError(f"--workers {cfg.workers} needs about {cfg.workers * WORKER_MB} MB; this machine has "
                            f"{avail:.0f} MB available")  # fmt: skip
-    for name, v in (("--batch", cfg.batch), ("--res", cfg.res), ("--classes", cfg.classes), ("--steps", cfg.steps)):
+    for name, v in (
+        ("--batch", cfg.batch),
+        ("--res", cfg.res),
+        ("--classes", cfg.classes),
+        ("--steps", cfg.steps),
+    ):
         if v < 1:
             raise PktcharError(f"{name} must be 1 or more, got {v}")
     if cfg.hook not in ("none", "fp16", "bf16"):
@@ -747,7 +791,11 @@ def prepare(cfg: TrainConfig) -> Plan:
     except Exception as e:
         raise PktcharError(f"building {cfg.model} failed: {type(e).__name__}: {e}") from e
     plan = make_plan(cfg.model, describe(net), cfg)
-    data = f"ImageFolder {cfg.data}" if cfg.data else "synthetic CIFAR-100-shaped tensors (random pixels and labels)"
+    data = (
+        f"ImageFolder {cfg.data}"
+        if cfg.data
+        else "synthetic CIFAR-100-shaped tensors (random pixels and labels)"
+    )
     plan.source = (f"{cfg.model} at {cfg.res}x{cfg.res}, batch {cfg.batch}, {cfg.classes} classes, "
                    f"{'frozen backbone' if cfg.freeze else 'full fine-tuning'}, {plan.trainable:,} trainable "
                    f"parameters; data: {data}")  # fmt: skip
@@ -794,18 +842,131 @@ def train_sync(cfg: TrainConfig, progress: Progress | None = None) -> TrainRepor
 # the paper's result
 
 
-def paper_projection(rep: TrainReport, one_board_s: float = PAPER["one_board_s"]) -> dict[str, Any]:
-    """The paper's two-board time from its one-board time and the sync cost a step at 1 Gbit/s."""
-    step1 = one_board_s / PAPER_STEPS
+def sync_s(plan: Plan, rate: float) -> float:
+    """Seconds a steady step's collectives take on w0's uplink at ``rate`` (data frames, nothing hidden)."""
+    k = min(2, len(plan.steps) - 1)
+    return plan.step_total(k, "frames_sent") * 8 / rate
+
+
+def measured_sync(rep: TrainReport) -> float | None:
+    """What synchronising added to a step here: measured step - compute measured without DDP."""
     t = rep.timing
-    pred_sync = t["buffer_bcast_s"] + t["allreduce_s"]
-    meas_sync = (t["step_measured_s"] - t["compute_s"]) if t["step_measured_s"] is not None else None
-    scale = 1e9 / rep.config.link  # the sync cost at 1 Gbit/s, from this run's rate
-    return {"steps": PAPER_STEPS, "one_board_step_s": step1, "sync_predicted_s": pred_sync * scale,
-            "sync_measured_s": meas_sync * scale if meas_sync is not None else None,
-            "two_boards_predicted_s": PAPER_STEPS * (step1 + pred_sync * scale),
-            "two_boards_measured_sync_s": PAPER_STEPS * (step1 + meas_sync * scale) if meas_sync is not None else None,
-            "two_boards_paper_s": PAPER["two_boards_s"]}  # fmt: skip
+    return (t["step_measured_s"] - t["compute_s"]) if t.get("step_measured_s") is not None else None
 
 
-__all__ = ["PAPER", "TrainConfig", "TrainReport", "TrainScenario", "make_plan", "train_sync"]
+def paper_rows(
+    model: str = "seed000", measured: dict[str, TrainReport] | None = None
+) -> list[dict[str, Any]]:
+    """The paper's setup (two boards at 1 Gbit/s, 78,200 steps a board) predicted from its one-board step
+    (9,310 s / 78,200) plus pktchar's sync a step, and what would have helped. ``measured`` maps a variant
+    (full, frozen, fp16) to a two-worker run here: its measured sync beside."""
+    measured = measured or {}
+    rate = PAPER["link_bps"]
+    step1 = PAPER["one_board_s"] / PAPER_STEPS
+
+    def plan(**kw: Any) -> Plan:
+        cfg = TrainConfig(model=model, workers=2, steps=3, **kw)
+        return prepare(cfg)
+
+    full, frozen, fp16 = plan(), plan(freeze=True), plan(hook="fp16")
+    both = plan(freeze=True, hook="fp16")
+    big = 256
+    steps_big = PAPER["epochs"] * math.ceil(PAPER["images"] / big)
+    rows: list[dict[str, Any]] = [
+        {"what": "one board (paper)", "steps": PAPER_STEPS, "sync": "0", "total": f"{PAPER['one_board_s']:,.0f}",
+         "paper": f"{PAPER['one_board_s']:,.0f}", "vs_one": "1.00x"},
+    ]  # fmt: skip
+
+    def row(what: str, steps: int, compute: float, sync: float | None, paper: str = "") -> None:
+        if sync is None:
+            return
+        total = steps * (compute + sync)
+        rows.append({"what": what, "steps": steps, "sync": f"{sync:.4f}", "total": f"{total:,.0f}", "paper": paper,
+                     "vs_one": f"{total / PAPER['one_board_s']:.2f}x"})  # fmt: skip
+
+    row("full data on each board, full fine-tuning (the paper's setup), predicted", PAPER_STEPS, step1,
+        sync_s(full, rate), f"{PAPER['two_boards_s']:,.0f}")  # fmt: skip
+    if "full" in measured:
+        row("the same with the sync measured here", PAPER_STEPS, step1, measured_sync(measured["full"]),
+            f"{PAPER['two_boards_s']:,.0f}")  # fmt: skip
+    row("sharded data (each board half the steps), predicted", PAPER_STEPS // 2, step1, sync_s(full, rate))
+    row("frozen backbone (compute a step unchanged: an upper bound), predicted", PAPER_STEPS, step1,
+        sync_s(frozen, rate))  # fmt: skip
+    if "frozen" in measured:
+        row("frozen backbone, sync measured here", PAPER_STEPS, step1, measured_sync(measured["frozen"]))
+    row("fp16 gradients (DDP fp16_compress_hook), predicted", PAPER_STEPS, step1, sync_s(fp16, rate))
+    if "fp16" in measured:
+        row("fp16 gradients, sync measured here", PAPER_STEPS, step1, measured_sync(measured["fp16"]))
+    row(f"batch {big} (compute a step x{big // PAPER['batch']}), predicted", steps_big, step1 * big / PAPER["batch"],
+        sync_s(full, rate))  # fmt: skip
+    row(f"all four: sharded, frozen, fp16, batch {big}, predicted", steps_big // 2, step1 * big / PAPER["batch"],
+        sync_s(both, rate))  # fmt: skip
+    return rows
+
+
+def parse_workers(text: str) -> list[int]:
+    """``2`` or ``1,2,3,4``: the worker counts to run, one run each."""
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise PktcharError(
+            f"--workers takes a number or numbers separated by commas (e.g. 2 or 1,2,3,4), got {text!r}"
+        ) from e
+    if not out:
+        raise PktcharError("--workers needs at least one number")
+    return out
+
+
+def train_runs(
+    cfg: TrainConfig, workers: list[int], what_if: bool = False, progress: Progress | None = None
+) -> list[TrainReport]:
+    """One run a worker count; with ``what_if`` also a frozen backbone and fp16 gradients at two workers.
+    Every configuration is checked before the first run; a run that stops ends the series (its
+    measurements kept)."""
+    from dataclasses import replace
+
+    cfgs = []
+    for n in workers:
+        pcap = cfg.pcap
+        if pcap and len(workers) > 1:
+            pcap = Path(pcap).with_name(f"{Path(pcap).stem}-{n}w{Path(pcap).suffix or '.pcap'}")
+        cfgs.append(replace(cfg, workers=n, pcap=pcap))
+    if what_if:
+        for tag, kw in (
+            ("frozen", {"freeze": True, "hook": "none"}),
+            ("fp16", {"freeze": False, "hook": "fp16"}),
+        ):
+            pcap = Path(cfg.pcap).with_name(f"{Path(cfg.pcap).stem}-{tag}.pcap") if cfg.pcap else None
+            cfgs.append(replace(cfg, workers=2, pcap=pcap, **kw))  # type: ignore[arg-type]
+    for c in cfgs:
+        check(c)
+    out = []
+    for c in cfgs:
+        rep = train_sync(c, progress)
+        out.append(rep)
+        if rep.error:
+            break
+    return out
+
+
+def measured_variants(reps: list[TrainReport]) -> dict[str, TrainReport]:
+    """The two-worker runs at 1 Gbit/s, by variant (full, frozen, fp16)."""
+    out: dict[str, TrainReport] = {}
+    for r in reps:
+        if r.config.workers != 2 or r.error or abs(r.config.link - 1e9) > 1:
+            continue
+        key = (
+            "frozen"
+            if r.config.freeze
+            else "fp16"
+            if r.config.hook == "fp16"
+            else "full"
+            if r.config.hook == "none"
+            else ""
+        )
+        if key and key not in out:
+            out[key] = r
+    return out
+
+
+__all__ = ["PAPER", "TrainConfig", "TrainReport", "TrainScenario", "make_plan", "paper_rows", "train_sync"]
