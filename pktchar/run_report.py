@@ -170,6 +170,9 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
     md.append("")
     for _, t in tables:
         md.append(to_markdown(t))
+    paper_lines = views.train_paper_lines(prows) if prows else []
+    if paper_lines:
+        md += ["## The paper's 3x, explained", ""] + [f"- {x}" for x in paper_lines] + [""]
     for stem, caption, _ in figs:
         md += [f"![{caption}](figures/{stem}.png)", ""]
     (out / "report.md").write_text("\n".join(md) + "\n")
@@ -186,11 +189,14 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
     if command:
         tex.append(r"\noindent Made with: \texttt{" + tex_escape(command) + "}\n")
     tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    if paper_lines:
+        tex += [r"\section*{The paper's 3x, explained}", r"\begin{itemize}"]
+        tex += [r"\item " + tex_escape(x) for x in paper_lines] + [r"\end{itemize}"]
     for stem, caption, _ in figs:
         tex += [r"\begin{figure}[H]", r"\centering", rf"\includegraphics[width=0.85\linewidth]{{figures/{stem}.pdf}}",
                 rf"\caption{{{tex_escape(caption)}}}", r"\end{figure}"]  # fmt: skip
     tex.append(r"\end{document}")
     (out / "report.tex").write_text("\n".join(tex) + "\n")
-    doc = {"runs": [r.to_dict() for r in reps], "paper": prows}
+    doc = {"paper_explained": paper_lines, "runs": [r.to_dict() for r in reps], "paper": prows}
     (out / "report.json").write_text(json.dumps(doc, indent=2, default=str))
     return out
