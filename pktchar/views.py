@@ -820,10 +820,12 @@ def train_lines(rep: Any) -> list[str]:
 
 
 def train_output(rep: Any) -> Output:
+    from rich.markup import escape  # errors quote paths in brackets, which rich would read as markup
+
     tables = [train_plan_table(rep), train_timing_table(rep)]
     if rep.per_worker:
         tables.insert(1, train_steps_table(rep))
-    return Output(tables, rep.to_dict(), train_lines(rep))
+    return Output(tables, rep.to_dict(), [escape(x) for x in train_lines(rep)])
 
 
 def train_paper_lines(rows: list[dict[str, Any]]) -> list[str]:

@@ -178,3 +178,52 @@ def test_worker_killed_mid_run_fails_fast(tmp_path: Path) -> None:
     assert res.artifacts.result.exists() and res.captures["w0"].captured > 0
     steps = [e for e in res.extra["events"] if e.get("event") == "step" and e["worker"] == 0]
     assert 2 <= len(steps) < 40
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("nothing_left_behind")
+def test_rendezvous_port_in_use_is_one_line() -> None:
+    """A listener already on w0's rendezvous port: the run stops before any worker starts."""
+    import subprocess
+    import sys
+
+    from pktchar.errors import PktcharError
+    from pktchar.testbed.netns import Link, Topology
+    from pktchar.testbed.trainsync import port_free
+
+    with Topology(["w0", "w1"], Link(1e9)) as topo:
+        ip = topo.eps["w0"].ip
+        code = f"import socket,time; s=socket.socket(); s.bind(('{ip}', 29500)); s.listen(); print('up', flush=True); time.sleep(60)"
+        holder = topo.popen("w0", [sys.executable, "-c", code], stdout=subprocess.PIPE)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+        port_free(topo, "w0", 29501)  # another port is free
+        with pytest.raises(PktcharError, match="rendezvous port 29500 is in use on w0"):
+            port_free(topo, "w0", 29500)
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("nothing_left_behind")
+def test_link_cut_mid_run_times_out_in_one_line(tmp_path: Path) -> None:
+    """w1's veth goes down after two steps: gloo's timeout (5 s here) ends the run with one line."""
+    import subprocess
+
+    from pktchar.testbed.scenario import run
+    from pktchar.testbed.trainsync import TrainConfig, TrainScenario, prepare
+
+    cfg = TrainConfig(model=_model(tmp_path), workers=2, batch=4, res=16, classes=10, steps=60, gap=0.2,
+                      calibrate=False, timeout=5)  # fmt: skip
+    sc = TrainScenario(cfg, prepare(cfg))
+
+    def cut(done: int, total: int) -> None:
+        if done == 2 and sc.topo is not None:
+            e = sc.topo.eps["w1"]
+            subprocess.run(["ip", "netns", "exec", e.ns, "ip", "link", "set", e.ifname, "down"], check=True)
+
+    t0 = time.monotonic()
+    res = run(sc, tmp_path / "cut.pcap", calibrate_link=False, progress=cut)
+    assert time.monotonic() - t0 < 90
+    assert res.error is not None and "\n" not in res.error and "[" not in res.error
+    assert any(w in res.error.lower() for w in ("timed out", "timeout", "closed"))
+    assert res.artifacts.result.exists()

@@ -141,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args)
     except Exception as e:  # one line for the orchestrator
-        msg = " ".join(str(e).split()) or type(e).__name__
+        import re
+
+        # gloo prefixes its messages with its source location ("[/__w/.../pair.cc:598] ..."): drop it
+        msg = re.sub(r"\[[^\]]*\.(?:cc|cpp|h):\d+\]\s*", "", " ".join(str(e).split())) or type(e).__name__
         emit({"error": f"rank {args.rank}: {type(e).__name__}: {msg[:400]}", "t": time.time()})
         return 1
 

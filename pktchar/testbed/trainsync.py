@@ -412,6 +412,7 @@ class TrainScenario:
         self.capture_on = list(self.endpoints)
         self.link = Link(cfg.link, cfg.link, 1500)
         self.workers: Workers | None = None
+        self.topo: Topology | None = None
 
     def config(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.cfg).items()}
@@ -441,6 +442,7 @@ class TrainScenario:
                                  "frame_bytes = its Ethernet bytes (pure ACKs included)",))  # fmt: skip
 
     def start(self, topo: Topology, work: Path) -> None:
+        self.topo = topo
         port_free(topo, "w0", self.cfg.port)
 
     def traffic(self, topo: Topology, work: Path, outcome: Outcome, progress: Progress | None) -> None:
