@@ -227,3 +227,59 @@ def test_link_cut_mid_run_times_out_in_one_line(tmp_path: Path) -> None:
     assert res.error is not None and "\n" not in res.error and "[" not in res.error
     assert any(w in res.error.lower() for w in ("timed out", "timeout", "closed"))
     assert res.artifacts.result.exists()
+
+
+ALLREDUCE = r"""
+import datetime, sys, time
+import torch
+import torch.distributed as dist
+
+r = int(sys.argv[1])
+dist.init_process_group("gloo", rank=r, world_size=2, timeout=datetime.timedelta(seconds=30))
+time.sleep(1.0)
+for n in (262144, 1):
+    t = torch.ones(n)
+    print("T", time.time(), flush=True)
+    dist.all_reduce(t)
+    print("E", time.time(), flush=True)
+    time.sleep(1.0)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.root
+@pytest.mark.usefixtures("nothing_left_behind")
+def test_gloo_all_reduce_framing_on_the_wire(tmp_path: Path) -> None:
+    """Two ranks in namespaces all-reduce 1 MiB, then 4 B. By hand: 1 MiB is 4 segments of 256 KiB, each
+    rank sends all 4 (2 reduce-scatter, 2 all-gather): 1,048,576 + 4 x (48 + 48) + 4 x 48 = 1,049,152 B a
+    direction; 4 B is one message: 4 + 96 + 48 = 148 B a direction."""
+    import subprocess
+    import sys
+
+    from pktchar.testbed.capture import Capture
+    from pktchar.testbed.netns import Link, Topology
+    from pktchar.testbed.pcap import read
+
+    with Topology(["w0", "w1"], Link(1e9, 1e9)) as topo:
+        cap = Capture(topo, "w0", tmp_path / "ar.pcap")
+        cap.start()
+        procs = []
+        for r in range(2):
+            env = {**os.environ, "GLOO_SOCKET_IFNAME": topo.eps[f"w{r}"].ifname, "MASTER_ADDR": topo.eps["w0"].ip,
+                   "MASTER_PORT": "29500"}  # fmt: skip
+            procs.append(topo.popen(f"w{r}", [sys.executable, "-c", ALLREDUCE, str(r)], stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, env=env))  # fmt: skip
+        out = [p.communicate(timeout=120)[0] for p in procs]
+        stats = cap.stop()
+    assert all(p.returncode == 0 for p in procs) and stats.complete
+    marks = [float(x.split()[1]) for x in out[0].splitlines() if x[:1] in "TE"]
+    pkts = [p for p in read(tmp_path / "ar.pcap") if p.proto == "tcp" and 29500 not in (p.sport, p.dport)]
+    for (a, b), want in zip(((marks[0], marks[1]), (marks[2], marks[3])), (1_049_152, 148), strict=True):
+        for src in ("10.213.0.1", "10.213.0.2"):
+            first = {
+                (p.sport, p.dport, p.seq): p.payload
+                for p in reversed(pkts)
+                if a - 0.3 <= p.ts < b + 0.5 and p.src == src and p.payload
+            }  # a retransmission counts once
+            got = sum(first.values())
+            assert got == want, (src, got, want)
