@@ -289,3 +289,72 @@ def fleet_sweep(runs: list[FleetRun], saturation: int, budget_s: float) -> Figur
     ax.set_ylim(bottom=0)
     ax.legend(loc="upper left", fontsize=8)
     return fig
+
+
+def train_steps(rep: object) -> Figure:
+    """Per step, w0's payload and data-frame bytes, measured against predicted."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    rows = rep.steps  # type: ignore[attr-defined]
+    xs = [r.step for r in rows]
+    ax.bar([x - 0.2 for x in xs], [r.sent_predicted for r in rows], width=0.4, label="predicted", color="C0")
+    ax.bar(
+        [x + 0.2 for x in xs], [r.sent_measured or 0 for r in rows], width=0.4, label="measured", color="C1"
+    )
+    ax.yaxis.set_major_formatter(_BYTES_FMT)
+    ax.set_xlabel("step")
+    ax.set_ylabel("Ethernet bytes of data segments w0 sent")
+    ax.set_xticks(xs)
+    ax.set_title(f"{rep.config.model}, {rep.config.workers} workers: bytes a step", fontsize=9)  # type: ignore[attr-defined]
+    ax.legend(loc="lower right")
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def train_workers(reps: Sequence[object]) -> Figure:
+    """Step time against the number of workers: compute alone, predicted and measured."""
+    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    base = [r for r in reps if not r.config.freeze and r.config.hook == "none"]  # type: ignore[attr-defined]
+    ns = [r.config.workers for r in base]  # type: ignore[attr-defined]
+    t = [r.timing for r in base]  # type: ignore[attr-defined]
+    ax.plot(ns, [x["compute_s"] for x in t], "o-", label="compute without DDP, measured")
+    ax.plot(ns, [x["step_predicted_no_overlap_s"] for x in t], "s--", label="step, predicted (link rate)")
+    ax.plot(ns, [x["step_measured_s"] or 0 for x in t], "^-", label="step, measured")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("seconds a step")
+    ax.set_xticks(ns)
+    ax.set_ylim(bottom=0)
+    ax.set_title("Data-parallel step time against workers", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return fig
+
+
+def train_paper(rows: Sequence[dict[str, object]]) -> Figure:
+    """The paper's two-board time and pktchar's predictions, one bar a setup."""
+    fig = Figure(figsize=(8.5, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    labels = [str(r["what"]) for r in rows]
+    vals = [float(str(r["total"]).replace(",", "")) for r in rows]
+    ys = list(range(len(rows)))
+    ax.barh(ys, vals, color="C0")
+    paper = next(
+        (float(str(r["paper"]).replace(",", "")) for r in rows if r.get("paper") and r is not rows[0]), None
+    )
+    if paper:
+        ax.axvline(paper, color="C3", ls="--", lw=1.2)
+        ax.annotate(f"paper, two boards: {paper:,.0f} s", (paper, 0.02), xycoords=("data", "axes fraction"),
+                    rotation=90, ha="right", va="bottom", fontsize=7, color="C3")  # fmt: skip
+    ax.set_yticks(ys, [textwrap_short(x) for x in labels], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("training time (s)")
+    ax.set_title("Two boards at 1 Gbit/s: the paper's time and pktchar's predictions", fontsize=9)
+    ax.grid(True, axis="x", alpha=0.3)
+    return fig
+
+
+def textwrap_short(text: str, width: int = 48) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))

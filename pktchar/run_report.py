@@ -143,3 +143,42 @@ def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str
     bullets = views.sweep_lines(runs, sat, miss) if len(runs) > 1 else views.fleet_lines(first)
     return write_folder(out, "pktchar fleet: many devices to one edge server", tables=tables, figs=figs,
                         data=[r.to_dict() for r in runs], command=command, bullets=bullets)  # fmt: skip
+
+
+def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: bool = False) -> Path:
+    """A train-sync report folder: the plan, per-step and timing tables of the first multi-worker run, the
+    workers table, the paper's two-board result explained (md, tex, figures, json)."""
+    from .testbed.trainsync import measured_variants, paper_rows
+
+    main = next((r for r in reps if r.per_worker), reps[0])
+    tables = [("plan", views.train_plan_table(main))]
+    if main.per_worker:
+        tables.append(("steps", views.train_steps_table(main)))
+    tables.append(("timing", views.train_timing_table(main)))
+    if len(reps) > 1:
+        tables.append(("workers", views.train_workers_table(reps)))
+    prows = paper_rows(main.config.model, measured_variants(reps)) if main.config.model == "seed000" else []
+    if prows:
+        tables.append(("paper", views.train_paper_table(prows)))
+    figs = []
+    if main.per_worker:
+        figs.append(("steps", "Bytes w0 sent a step, predicted and measured.", figures.train_steps(main)))
+    if len([r for r in reps if not r.config.freeze and r.config.hook == "none"]) > 1:
+        figs.append(("workers", "Step time against the number of workers.", figures.train_workers(reps)))
+    if prows:
+        figs.append(
+            ("paper", "The paper's two-board time beside pktchar's predictions.", figures.train_paper(prows))
+        )
+    paper_lines = views.train_paper_lines(prows) if prows else []
+    doc = {"paper_explained": paper_lines, "runs": [r.to_dict() for r in reps], "paper": prows}
+    return write_folder(
+        out,
+        "pktchar train-sync: data-parallel training sync (DDP over gloo) on the testbed",
+        tables=tables,
+        figs=figs,
+        data=doc,
+        command=command,
+        bullets=views.train_lines(main),
+        sections=[("The paper's 3x, explained", paper_lines)] if paper_lines else [],
+        force=force,
+    )

@@ -52,9 +52,18 @@ def endpoint_cmd(*args: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Artifacts:
-    """Every file a run writes, named in one place: the capture and what sits beside it."""
+    """Every file a run writes, named in one place: the capture and what sits beside it. A scenario
+    that captures on several endpoints gets one more capture for each after the first,
+    ``<stem>-<endpoint>.pcap`` (``others``)."""
 
     pcap: Path
+    others: tuple[str, ...] = ()  # endpoints captured besides the first, each in its own pcap
+
+    def capture(self, ep: str | None = None) -> Path:
+        """The capture of endpoint ``ep`` (the first capture for None or the first endpoint)."""
+        if ep is None or ep not in self.others:
+            return self.pcap
+        return self.pcap.with_name(f"{self.pcap.stem}-{ep}{self.pcap.suffix or '.pcap'}")
 
     @property
     def prediction(self) -> Path:
@@ -65,7 +74,7 @@ class Artifacts:
         return self.pcap.with_suffix(".result.json")
 
     def all(self) -> list[Path]:
-        return [self.pcap, self.prediction, self.result]
+        return [self.pcap, *(self.capture(e) for e in self.others), self.prediction, self.result]
 
     def written(self) -> list[Path]:
         return [p for p in self.all() if p.exists()]
@@ -360,6 +369,7 @@ class Result:
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    captures: dict[str, CaptureStats] = field(default_factory=dict)  # every captured endpoint's, in order
 
     @property
     def pcap(self) -> Path:
@@ -376,9 +386,15 @@ class Result:
                 "pcap": str(self.artifacts.pcap),
                 "prediction": str(self.artifacts.prediction),
                 "result": str(self.artifacts.result),
+                **{f"pcap_{e}": str(self.artifacts.capture(e)) for e in self.artifacts.others},
             },
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "capture": {**asdict(self.capture), "complete": self.capture.complete} if self.capture else None,
+            **(
+                {"captures": {e: {**asdict(c), "complete": c.complete} for e, c in self.captures.items()}}
+                if len(self.captures) > 1
+                else {}
+            ),
             "comparison": self.comparison.to_dict() if self.comparison is not None else None,
             "frames": [f.to_dict() for f in self.frames],
             "environment": self.environment,
@@ -416,7 +432,7 @@ class Scenario(Protocol):
     name: str
     endpoints: list[str]  # the last one is the edge: tbf on its egress is the downlink
     link: Link
-    capture_on: str  # the endpoint whose interface is captured
+    capture_on: str | list[str]  # the endpoint(s) whose interface is captured; the first is Result.capture
     calibration: tuple[str, str] | None  # (from, to) endpoints of the calibration transfer, or None
 
     def config(self) -> dict[str, Any]: ...
@@ -630,15 +646,17 @@ def run(
     written at the end, also when a peer is lost or the run is interrupted (then KeyboardInterrupt is
     raised again after the files are safe). With ``hosts`` the run goes between this machine and a real
     edge (``pktchar serve``): no namespaces, no shaping, a capture only on ``hosts``' interface."""
-    capture_ep = "dev" if hosts is not None else scenario.capture_on
-    if hosts is None or hosts.eps["dev"].ifname:
+    on = [scenario.capture_on] if isinstance(scenario.capture_on, str) else list(scenario.capture_on)
+    if hosts is not None:  # real hosts: capture only on this host's named interface, if any
+        on = ["dev"] if hosts.eps["dev"].ifname else []
+    if hosts is None or on:
         require_root()
-    artifacts = Artifacts(Path(pcap))
+    artifacts = Artifacts(Path(pcap), tuple(on[1:]))
     artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
     source = scenario.prepare()
     interrupted = False
     calibration: Calibration | None = None
-    stats: CaptureStats | None = None
+    stats: dict[str, CaptureStats] = {}
     env: dict[str, Any] = {}
     outcome = Outcome()
     prediction: Prediction | None = None
@@ -654,31 +672,33 @@ def run(
     ):
         work = Path(tmp)
         os.chmod(work, 0o755)  # endpoint processes read their payload files from here
-        cap: Capture | None = None
+        caps: list[Capture] = []
         try:
             if calibrate_link and scenario.calibration:
                 calibration = calibrate(topo, *scenario.calibration, scenario.link, work)
             prediction = scenario.predict(topo, calibration)
             prediction.save(artifacts.prediction)
             scenario.start(topo, work)
-            if topo.eps[capture_ep].ifname:  # real hosts without --capture-iface: application timings only
-                cap = Capture(
-                    topo,  # type: ignore[arg-type]
-                    capture_ep,
-                    artifacts.pcap,
-                    backend=capture,
-                    **({"snaplen": snaplen} if snaplen else {}),
+            for ep in on:
+                caps.append(
+                    Capture(
+                        topo,  # type: ignore[arg-type]
+                        ep,
+                        artifacts.capture(ep) if ep in artifacts.others else artifacts.pcap,
+                        backend=capture,
+                        **({"snaplen": snaplen} if snaplen else {}),
+                    )
                 )
-                cap.start()
+                caps[-1].start()
             scenario.traffic(topo, work, outcome, progress)
         except KeyboardInterrupt:
             interrupted, outcome.error = True, "interrupted"
         finally:
             with contextlib.suppress(Exception):
                 scenario.finish(topo)
-            if cap is not None:
+            for cap in caps:
                 try:
-                    stats = cap.stop()
+                    stats[cap.ep] = cap.stop()
                 except KeyboardInterrupt:
                     interrupted, outcome.error = True, "interrupted"
             env = environment(topo)
@@ -693,7 +713,7 @@ def run(
         artifacts,
         prediction,
         calibration,
-        stats,
+        stats.get(on[0]) if on else None,
         frames,
         None,
         env,
@@ -701,6 +721,7 @@ def run(
         error,
         interrupted,
         extra=outcome.extra,
+        captures=stats,
     )
     _compare_into(result)
     result.save()
