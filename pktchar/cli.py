@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -212,6 +213,52 @@ def _present(output: Any, fmt: str, out: Path | None = None) -> None:
         output.print(_console())
         return
     _emit(output.text(fmt), out)
+
+
+@contextlib.contextmanager
+def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr for live runs: yields ``progress(done, total)``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    cols = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*cols, console=_err_console(), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, n: bar.update(task, completed=done, total=n)
+
+
+def _live_end(
+    outputs: list[Any],
+    data: Any,
+    fmt: Fmt,
+    files: list[Path],
+    errors: list[str],
+    wrote_report: Path | None = None,
+) -> None:
+    """The end of every live command: its tables (or JSON), every file it wrote, and exit 3 with one line
+    when a run stopped early (its measurements are in the files)."""
+    from . import views
+
+    if fmt == Fmt.json:
+        _present(views.Output([], data), "json")
+    else:
+        for o in outputs:
+            _present(o, "table")
+    lines = [f"wrote {p}" for p in files] + ([f"wrote {wrote_report}/report.md, report.tex, report.json and figures/"]
+                                             if wrote_report else [])  # fmt: skip
+    for line in lines:
+        print(f"pktchar: {line}", file=sys.stderr)
+    if errors:
+        print(f"pktchar: error: {errors[0]} (measurements kept in the result files)", file=sys.stderr)
+        raise typer.Exit(3)
+
+
+def _command_line(name: str) -> str:
+    return f"pktchar {name} " + " ".join(sys.argv[2:])
 
 
 @app.command("models")
@@ -574,22 +621,13 @@ def replay_cmd(
 def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | None) -> None:
     """Run a testbed scenario with a progress bar, show it, list its files; exit 3 when a peer was lost,
     130 when interrupted (the files are written either way)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
     from . import views
     from .testbed.scenario import Interrupted
 
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     interrupted = False
-    with Progress(*columns, console=_err_console(), transient=True) as bar:
-        task = bar.add_task("running", total=total)
+    with _bar("frames") as progress:
         try:
-            result = go(lambda done, n: bar.update(task, completed=done, total=n))
+            result = go(progress)
         except Interrupted as e:
             result, interrupted = e.result, True
     if report is not None and result.comparison is not None:
@@ -678,44 +716,18 @@ def upload_cmd(
     for c in cfgs:
         check(c)
     reps = []
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     for c in cfgs:
-        with Progress(*columns, console=_err_console(), transient=True) as bar:
-            task = bar.add_task(f"{c.model}: partitions built", total=None)
-            reps.append(
-                upload(
-                    c, progress=lambda done, n, bar=bar, task=task: bar.update(task, completed=done, total=n)
-                )
-            )
+        with _bar(f"{c.model}: partitions built") as progress:
+            reps.append(upload(c, progress=progress))
     if report is not None:
         from .run_report import write_upload
 
-        write_upload(reps, report, command="pktchar upload " + " ".join(sys.argv[2:]), force=True)
-        print(f"pktchar: wrote {report}/report.md, report.tex, report.json and figures/", file=sys.stderr)
-    if fmt == Fmt.json:
-        _present(
-            views.Output([], [r.to_dict() for r in reps] if len(reps) > 1 else reps[0].to_dict()), "json"
-        )
-    else:
-        for r in reps:
-            _present(views.upload_output(r), "table")
-        if len(reps) > 1:
-            _present(views.Output([views.upload_table1(reps)], None), "table")
-    for r in reps:
-        for m in r.modes:
-            for line in views.files_lines(m.result):
-                print(f"pktchar: {line}", file=sys.stderr)
-    failed = [n for r in reps for n in r.notes]
-    if failed:
-        print(f"pktchar: error: {failed[0]} (measurements kept in the result files)", file=sys.stderr)
-        raise typer.Exit(3)
+        write_upload(reps, report, command=_command_line("upload"), force=True)
+    outputs = [views.upload_output(r) for r in reps]
+    outputs += [views.Output([views.upload_table1(reps)], None)] if len(reps) > 1 else []
+    data = [r.to_dict() for r in reps] if len(reps) > 1 else reps[0].to_dict()
+    files = [p for r in reps for m in r.modes for p in m.result.artifacts.written()]
+    _live_end(outputs, data, fmt, files, [n for r in reps for n in r.notes], report)
 
 
 @app.command("fleet")
@@ -774,20 +786,14 @@ def fleet_cmd(
         groups = [GroupSpec(model, split, devices, res, dtype, compression, fps, uplink, "d")]
     cfg = FleetConfig(groups, edge, stagger, frames, lat, pcap)
     check(cfg)
-    columns = ("[progress.description]{task.description}",)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    columns = (*columns, BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())  # type: ignore[assignment]
-    with Progress(*columns, console=_err_console(), transient=True) as bar:
-        task = bar.add_task("frames", total=None)
-        prog = lambda done, n: bar.update(task, completed=done, total=n)  # noqa: E731
+    with _bar("frames") as progress:
         if sweep:
             lo, _, hi = sweep.partition("..")
             if not (lo.strip() == "1" and hi.strip().isdigit()):
                 raise PktcharError(f"--sweep takes 1..N, e.g. 1..8, got {sweep!r}")
-            runs = run_sweep(cfg, int(hi), prog)
+            runs = run_sweep(cfg, int(hi), progress)
         else:
-            runs = [fleet(cfg, prog)]
+            runs = [fleet(cfg, progress)]
     from .fleet import saturation_n
 
     g = groups[0]
@@ -800,19 +806,13 @@ def fleet_cmd(
         )
     else:
         out = views.fleet_output(runs[0])
-    _present(out, "json" if fmt == Fmt.json else "table")
     if report is not None:
         from .run_report import write_fleet
 
-        write_fleet(runs, report, budget=budget, command="pktchar fleet " + " ".join(sys.argv[2:]))
-        print(f"pktchar: wrote {report}/report.md, report.tex, report.json and figures/", file=sys.stderr)
-    for r in runs:
-        for line in views.files_lines(r.result):
-            print(f"pktchar: {line}", file=sys.stderr)
-    err = next((r.result.error for r in runs if r.result.error), None)
-    if err:
-        print(f"pktchar: error: {err} (measurements kept in the result files)", file=sys.stderr)
-        raise typer.Exit(3)
+        write_fleet(runs, report, budget=budget, command=_command_line("fleet"))
+    files = [p for r in runs for p in r.result.artifacts.written()]
+    errors = [r.result.error for r in runs if r.result.error]
+    _live_end([out], out.data, fmt, files, errors, report)
 
 
 @app.command("serve")
@@ -958,34 +958,17 @@ def train_sync_cmd(
                       steps=steps, freeze=freeze_backbone, bucket_mb=bucket_mb, hook=hook.value,
                       data=str(data) if data else None, pcap=pcap, port=port, calibrate=calibrate)  # fmt: skip
     counts = parse_workers(workers)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=_err_console(), transient=True) as bar:  # fmt: skip
-        task = bar.add_task("DDP steps", total=None)
-        reps = train_runs(cfg, counts, what_if, progress=lambda d, n: bar.update(task, completed=d, total=n))
+    with _bar("DDP steps") as progress:
+        reps = train_runs(cfg, counts, what_if, progress=progress)
     if report is not None:
         from .run_report import write_train
 
-        write_train(reps, report, command="pktchar train-sync " + " ".join(sys.argv[2:]), force=True)
-        print(f"pktchar: wrote {report}/report.md, report.tex, report.json and figures/", file=sys.stderr)
-    if fmt == Fmt.json:
-        _present(
-            views.Output([], [r.to_dict() for r in reps] if len(reps) > 1 else reps[0].to_dict()), "json"
-        )
-    else:
-        for r in reps:
-            _present(views.train_output(r), "table")
-        if len(reps) > 1:
-            _present(views.Output([views.train_workers_table(reps)], None), "table")
-    for r in reps:
-        if r.result is not None:
-            for path in r.result.artifacts.written():
-                print(f"pktchar: wrote {path}", file=sys.stderr)
-    failed = [r.error for r in reps if r.error]
-    if failed:
-        print(f"pktchar: error: {failed[0]} (measurements kept in the result files)", file=sys.stderr)
-        raise typer.Exit(3)
+        write_train(reps, report, command=_command_line("train-sync"), force=True)
+    outputs = [views.train_output(r) for r in reps]
+    outputs += [views.Output([views.train_workers_table(reps)], None)] if len(reps) > 1 else []
+    data = [r.to_dict() for r in reps] if len(reps) > 1 else reps[0].to_dict()
+    files = [p for r in reps if r.result is not None for p in r.result.artifacts.written()]
+    _live_end(outputs, data, fmt, files, [r.error for r in reps if r.error], report)
 
 
 def main() -> None:
