@@ -172,3 +172,15 @@ def write_pcapng(
             blen = 32 + len(pad)
             f.write(struct.pack(e + "IIIIIII", 6, blen, 0, t >> 32, t & 0xFFFFFFFF, len(b), len(b)) + pad)
             f.write(struct.pack(e + "I", blen))
+
+
+def prediction(payloads: list[int], dev: str, edge: str, port: int, rate: float = 80e6) -> dict:
+    """The flow prediction replay makes for frames of ``payloads`` (TCP, MTU 1500), in compare's form."""
+    from pktchar.packets import Transport
+    from pktchar.testbed.netns import Link
+    from pktchar.testbed.scenario import FlowPrediction, predict_frames
+
+    link = Link(rate)
+    frames = predict_frames(payloads, Transport("tcp", 1500), link)
+    flow = FlowPrediction("device -> edge", "tcp", dev, edge, port, 1500, 4, 24, rate, link.bucket, frames)
+    return flow.compare_input()

@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from craft import prediction
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
 from pktchar.errors import PktcharError
-from pktchar.packets import Transport, packetize
-from pktchar.testbed.compare import PREDICTION_KIND, compare
+from pktchar.testbed.compare import compare
 from pktchar.testbed.pcap import PcapError, read
 
 from conftest import run_cli
@@ -20,31 +20,7 @@ DEV, EDGE, PORT = "10.213.0.1", "10.213.0.2", 5201
 
 
 def _prediction(payloads: list[int]) -> dict:
-    t = Transport("tcp", 1500)
-    frames = []
-    for i, s in enumerate(payloads):
-        pk = packetize(s, t)
-        frames.append(
-            {
-                "id": i,
-                "payload": s,
-                "packets": pk.count,
-                "sizes": [list(x) for x in pk.sizes],
-                "frame_bytes": pk.frame_bytes,
-            }
-        )
-    return {
-        "kind": PREDICTION_KIND,
-        "proto": "tcp",
-        "port": PORT,
-        "device_ip": DEV,
-        "edge_ip": EDGE,
-        "mtu": 1500,
-        "app_header": 24,
-        "rate_bps": 80e6,
-        "burst_bytes": 3028,
-        "frames": frames,
-    }
+    return prediction(payloads, DEV, EDGE, PORT)
 
 
 def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None) -> list:

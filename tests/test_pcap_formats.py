@@ -8,13 +8,13 @@ import shutil
 import subprocess
 
 import pytest
-from craft import DEV, EDGE, PORT, ipv4_tcp, sll, sll2, tcp_flow, write_pcap, write_pcapng
+from craft import DEV, EDGE, PORT, ipv4_tcp, prediction, sll, sll2, tcp_flow, write_pcap, write_pcapng
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from pktchar import wire
 from pktchar.errors import PktcharError
 from pktchar.packets import Transport, packetize
-from pktchar.testbed.compare import PREDICTION_KIND, compare
+from pktchar.testbed.compare import compare
 from pktchar.testbed.dissector import lua_dissector
 from pktchar.testbed.pcap import PcapError, addr_key, read_columns
 
@@ -29,31 +29,7 @@ ALL = DATA_PACKETS + 2
 
 
 def _prediction(payloads: list[int]) -> dict:
-    t = Transport("tcp", 1500)
-    frames = []
-    for i, s in enumerate(payloads):
-        pk = packetize(s, t)
-        frames.append(
-            {
-                "id": i,
-                "payload": s,
-                "packets": pk.count,
-                "sizes": [list(x) for x in pk.sizes],
-                "frame_bytes": pk.frame_bytes,
-            }
-        )
-    return {
-        "kind": PREDICTION_KIND,
-        "proto": "tcp",
-        "port": PORT,
-        "device_ip": DEV,
-        "edge_ip": EDGE,
-        "mtu": 1500,
-        "app_header": 24,
-        "rate_bps": 80e6,
-        "burst_bytes": 3028,
-        "frames": frames,
-    }
+    return prediction(payloads, DEV, EDGE, PORT)
 
 
 def _figures(path) -> dict:
