@@ -143,6 +143,11 @@ def _err_console() -> Any:
     return Console(stderr=True)
 
 
+def _warn(msg: str) -> None:
+    """One line on stderr, the command goes on."""
+    print(f"pktchar: warning: {msg}", file=sys.stderr)
+
+
 def _measure_all(
     models: list[str],
     coder: str | None,
@@ -187,9 +192,33 @@ LatencyOpt = Annotated[str | None, typer.Option("--latency", "-l", help="Latency
 FpsOpt = Annotated[
     float | None, typer.Option("--fps", help="Frames a second (budget 1/fps unless --latency)")
 ]
+RadioOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--radio",
+        help="Radio profile the flow must fit: imt2020-peak, imt2020-user (ITU-R M.2410), urban-macro, "
+        "rural-macro, indoor-hotspot, crowd, dense-urban, high-speed-train, high-speed-vehicle, airplane "
+        "(3GPP TS 22.261 Table 7.1-1)",
+    ),
+]
+DirectionOpt = Annotated[
+    str, typer.Option("--direction", help="Radio direction: ul (uplink, device to edge) or dl (downlink)")
+]
+ReliabilityOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--reliability",
+        help="Share of packets that must arrive in time, in (0, 1); PER = 1 - it. Default 0.999 "
+        "(3GPP TS 22.261 Table 7.10.1-1, split AI/ML image recognition)",
+    ),
+]
 CompressionOpt = Annotated[
     float | None,
-    typer.Option("--compression", "-c", help="Parametric coded/raw ratio, e.g. 0.1 (seed 002's 10%)"),
+    typer.Option(
+        "--compression",
+        "-c",
+        help="Parametric coded/raw ratio, e.g. 0.1 (the 10% of the Yonsei paper's Table 1)",
+    ),
 ]
 CoderOpt = Annotated[
     str | None,
@@ -267,6 +296,9 @@ def profile_cmd(
     fps: FpsOpt = None,
     latency: LatencyOpt = None,
     link: Annotated[str | None, typer.Option("--link", help="Link rate for --split, e.g. 100mbit")] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     compression: CompressionOpt = None,
     coder: CoderOpt = None,
     measure_res: MeasureResOpt = "224",
@@ -281,13 +313,17 @@ def profile_cmd(
     from .codec import Coding
     from .profiler import profile
     from .qos import requirements
+    from .radio import carrier
     from .units import parse_rate
 
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
+    via = carrier(radio, link_bps, direction)
     transport = _transport(proto, mtu, ipv6, app_header)
     if split and lat is None and fps is None:
         raise PktcharError("--split needs a budget: --fps 30 and/or --latency 10ms")
+    if not split and (link or radio or reliability is not None):
+        _warn("--link, --radio and --reliability describe a flow: they need --split (ignored)")
     p = profile(model, res, dtype=dtype, batch=batch, in_channels=in_channels, num_classes=num_classes,
                 weights=str(weights) if weights else None)  # fmt: skip
     chosen = p.split(split) if split else None
@@ -295,7 +331,13 @@ def profile_cmd(
     coding = Coding(dtype=p.dtype, compression=compression, measured=measured)
     if chosen is not None:
         req = requirements(
-            coding.split_bytes(chosen), latency=lat, fps=fps, transport=transport, link=link_bps
+            coding.split_bytes(chosen),
+            latency=lat,
+            fps=fps,
+            transport=transport,
+            link=link_bps,
+            carrier=via,
+            reliability=reliability,
         )
         _present(views.flow_output(p, chosen, coding, req), fmt.value, out)
     else:
@@ -317,6 +359,12 @@ def table_cmd(
     images: ImagesOpt = None,
     latency: LatencyOpt = None,
     fps: FpsOpt = None,
+    link: Annotated[
+        str | None, typer.Option("--link", help="Link rate each cell must fit, e.g. 1gbit")
+    ] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     proto: ProtoOpt = Proto.tcp,
     mtu: MtuOpt = 1500,
     ipv6: Ipv6Opt = False,
@@ -326,19 +374,26 @@ def table_cmd(
         Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")
     ] = None,
 ) -> None:
-    """Seed 002's packet-size table, exactly: min~max payload over the split points per model and resolution.
+    """Packet-size table of "Distributed Architecture and Packet Characteristics for Real-Time Distributed
+    Learning Services" (Yonsei Univ.), Table 1, exactly: min~max payload over the split points.
 
     Rows are resolutions, columns models; each cell names the split at each end and, with --latency or
-    --fps, the 5QIs that fit; the paper's own cells are compared with the exact ranges."""
+    --fps, the rate each end needs, whether --radio/--link carries it, and the 5QIs that fit; the paper's
+    own cells are compared with the exact ranges."""
     from . import views
     from .dtypes import check_dtype
+    from .radio import carrier
     from .resolution import parse_resolutions
     from .table import packet_table
+    from .units import parse_rate
 
     names = _model_list(models)
     ress = parse_resolutions(res)
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)
+    via = carrier(radio, parse_rate(link) if link else None, direction)
+    if via is not None and lat is None and fps is None:
+        raise PktcharError("--radio/--link need a budget: --fps 30 and/or --latency 10ms")
     transport = _transport(proto, mtu, ipv6, app_header)
     measured = _measure_all(names, coder, dtype, measure_res, None, images, None)
     pt = packet_table(
@@ -351,6 +406,8 @@ def table_cmd(
         latency=lat,
         fps=fps,
         progress=_progress("profiling"),
+        carrier=via,
+        reliability=reliability,
     )
     _present(views.packet_table_output(pt), fmt.value, out)
 
@@ -362,27 +419,35 @@ def qos_cmd(
     latency: LatencyOpt = None,
     fps: FpsOpt = None,
     link: Annotated[str | None, typer.Option("--link", help="Link rate, e.g. 100mbit, 1gbit")] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     proto: ProtoOpt = Proto.tcp,
     mtu: MtuOpt = 1500,
     ipv6: Ipv6Opt = False,
     app_header: AppHdrOpt = 24,
     fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
 ) -> None:
-    """Rate, packets and fitting 5QIs of a flow: PAYLOAD bytes a frame within a latency budget."""
+    """QoS characteristics of a flow (PAYLOAD bytes a frame within a latency budget), whether the radio or
+    link carries it, and the standardized 5QIs (TS 23.501 Table 5.7.4-1) that fit it."""
     from . import views
     from .qos import requirements
+    from .radio import carrier
     from .units import parse_bytes, parse_rate
 
     nbytes = parse_bytes(payload)
     if nbytes <= 0:
         raise PktcharError(f"--payload must be positive, got {payload!r}")
     lat, fps = _budget(latency, fps)
+    link_bps = parse_rate(link) if link else None
     req = requirements(
         nbytes,
         latency=lat,
         fps=fps,
         transport=_transport(proto, mtu, ipv6, app_header),
-        link=parse_rate(link) if link else None,
+        link=link_bps,
+        carrier=carrier(radio, link_bps, direction),
+        reliability=reliability,
     )
     _present(views.qos_output(req), fmt.value)
 
