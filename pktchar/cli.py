@@ -479,6 +479,9 @@ def report_cmd(
         ),
     ] = None,
     link: Annotated[str | None, typer.Option("--link", help="Link rate, e.g. 100mbit")] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     fps: FpsOpt = None,
     latency: LatencyOpt = None,
     proto: ProtoOpt = Proto.tcp,
@@ -488,6 +491,7 @@ def report_cmd(
 ) -> None:
     """Write a report folder: report.md, report.tex (+ table fragments), figures (PNG, PDF), report.json."""
     from .dtypes import check_dtype
+    from .radio import carrier
     from .report import collect, write
     from .resolution import parse_resolutions
     from .units import parse_rate
@@ -497,6 +501,7 @@ def report_cmd(
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
+    via = carrier(radio, link_bps, direction)
     transport = _transport(proto, mtu, ipv6, app_header)
     target = (
         out
@@ -526,6 +531,8 @@ def report_cmd(
         link=link_bps,
         split=splits,
         progress=_progress("profiling"),
+        carrier=via,
+        reliability=reliability,
     )
     paths = write(data, target, force=force)
     print(f"wrote {paths['md']}, {paths['tex']}, {paths['json']} and figures/ in {target}", file=sys.stderr)

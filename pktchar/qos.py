@@ -119,8 +119,8 @@ class Requirements:
 
     @property
     def per(self) -> float:
-        """The packet error rate the flow tolerates: 1 - reliability."""
-        return 1.0 - self.reliability
+        """The packet error rate the flow tolerates: 1 - reliability (rounded off float noise)."""
+        return round(1.0 - self.reliability, 12)
 
     @property
     def rate_ip(self) -> float:

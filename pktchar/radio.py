@@ -102,7 +102,7 @@ def carrier(
             raise PktcharError(f"link rate must be positive, got {link} bit/s")
         from .units import human_rate
 
-        return Carrier(f"link {human_rate(link)}", float(link), "--link", "wire")
+        return Carrier("the link", float(link), f"--link {human_rate(link)}", "wire")
     if not radio_name:
         return None
     d = direction.strip().lower()

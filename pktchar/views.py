@@ -142,7 +142,7 @@ def _fmt_5qi(qis: list[int]) -> str:
     return ", ".join(map(str, qis)) if qis else "none"
 
 
-def _carried(r: Requirements) -> str:
+def carried_text(r: Requirements) -> str:
     from .units import human_factor
 
     if r.carrier is None:
@@ -158,7 +158,7 @@ def cell_text(c: Cell) -> str:
     if lo is not None and hi is not None:
         text += f"\nrate {human_rate(lo.rate_payload)} ~ {human_rate(hi.rate_payload)}"
         if lo.carrier is not None:
-            text += f"\ncarried: {_carried(lo)} ~ {_carried(hi)}"
+            text += f"\ncarried: {carried_text(lo)} ~ {carried_text(hi)}"
         text += f"\n5QI: {_fmt_5qi(lo.fitting)} ~ {_fmt_5qi(hi.fitting)}"
     return text
 
@@ -234,7 +234,7 @@ def packet_long(t: PacketTable) -> Table:
         d["min_5qi"] = _fmt_5qi(d["min_5qi"]) if "min_5qi" in d else ""
         d["max_5qi"] = _fmt_5qi(d["max_5qi"]) if "max_5qi" in d else ""
         if c.min_req is not None and c.max_req is not None:
-            d["min_carried"], d["max_carried"] = _carried(c.min_req), _carried(c.max_req)
+            d["min_carried"], d["max_carried"] = carried_text(c.min_req), carried_text(c.max_req)
         rows.append(d)
     cols = list(LONG_COLUMNS)
     if flows:
@@ -348,9 +348,10 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
             ("fits the link", "yes" if r.fits_link else "NO"),
         ]
     fit = r.fitting
-    rows.append(
-        ("standardized 5QIs that fit", list_text(fit, f"none of the {len(r.fits)} standardized 5QIs fits"))
-    )
+    fit_text = list_text(fit, f"none of the {len(r.fits)} standardized 5QIs fits")
+    if r.carrier is None:
+        fit_text += " (on PDB, PER and MDBV; rate not checked: name --radio or --link)"
+    rows.append(("standardized 5QIs that fit", fit_text))
     rows.append(("delay-critical GBR 5QIs that fit", list_text(r.fitting_dc_gbr)))
     if not fit:
         rows.append(("a non-standardized 5QI would need", nonstandard_text(r)))
