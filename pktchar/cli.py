@@ -342,6 +342,8 @@ def profile_cmd(
         _present(views.flow_output(p, chosen, coding, req), fmt.value, out)
     else:
         coded = coding if (compression is not None or coder is not None) else None
+        if fmt.value == "csv" and only.value == "all":
+            _warn("a CSV file holds one table: the layers; --only splits gives the split points")
         _present(views.profile_output(p, coded, only.value), fmt.value, out)
 
 

@@ -134,9 +134,12 @@ class Profile:
                 return s
         from .errors import did_you_mean
 
-        raise PktcharError(
-            f"{self.model} has no split point {name!r}.{did_you_mean(name, [s.after for s in self.splits])}"
+        names = [s.after for s in self.splits]
+        hint = did_you_mean(name, names) or (
+            f" Split points: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''} ({len(names)} in all;"
+            f" `pktchar profile {self.model} --only splits` lists them)"
         )
+        raise PktcharError(f"{self.model} has no split point {name!r}.{hint}")
 
     def layer(self, name: str) -> Layer:
         for layer in self.layers:

@@ -296,8 +296,11 @@ def write(d: ReportData, out: str | Path, *, force: bool = False) -> dict[str, P
             (
                 f"payload_{m}",
                 f"{m}: coded payload at every split point for each input resolution (log "
-                "scale); dashed lines are the maximum data burst volumes of the delay-critical GBR 5QIs.",
-                figures.payload_along_network(m, ps, d.codings[m]),
+                "scale); dashed lines are the maximum data burst volumes of the delay-critical GBR 5QIs"
+                + ("; the red line is what the link carries in one frame interval." if d.link else "."),
+                figures.payload_along_network(
+                    m, ps, d.codings[m], link=d.link, interval=(1 / d.fps) if d.fps else d.latency
+                ),
             )
         )
         figs.append(

@@ -555,7 +555,8 @@ def profile_output(p: Profile, coding: Coding | None, only: str = "all") -> Outp
         tables.append(splits_table(p, coding))
     else:
         d.pop("splits")
-    return Output(tables, d, summary_lines(p), title=profile_title(p))
+    # CSV is one table a file: the layers (``--only splits`` for the split points)
+    return Output(tables, d, summary_lines(p), title=profile_title(p), per_format={"csv": tables[:1]})
 
 
 def flow_output(p: Profile, split: Split, coding: Coding, req: Requirements) -> Output:
