@@ -226,3 +226,53 @@ def test_formatting_helpers_have_no_exponents():
     assert plain(2.09992e6) == "2099920" and plain(7.648e7) == "76480000" and plain(1.5e-7) == "0.00000015"
     col = Column("x", "x", "float")
     assert cell_human(col, 7.648e7) == "76,480,000" and cell_exact(col, 2.09992e6) == "2099920"
+
+
+# ---- Models as they really are; small things ----------------------------------------------------
+
+
+def test_native_resolutions_from_the_weights_transforms():
+    from pktchar.zoo import registry
+
+    reg = registry()
+    # torchvision's weights tables: EfficientNet-B1 IMAGENET1K_V2 crop 240, B7 600, V2-S 384, V2-L 480,
+    # Inception v3 299; ViT-H/14 built without weights takes 224.
+    assert [reg[f"efficientnet_b{i}"].default_res for i in range(8)] == [
+        224,
+        240,
+        288,
+        300,
+        380,
+        456,
+        528,
+        600,
+    ]
+    assert reg["efficientnet_v2_s"].default_res == 384 and reg["efficientnet_v2_l"].default_res == 480
+    assert reg["inception_v3"].default_res == 299 and reg["vit_h_14"].default_res == 224
+    assert reg["resnet50"].description.startswith("ResNet (He et al., 2016)")
+
+
+def test_models_json_and_default_res():
+    r = run_cli("models", "efficientnet_b7", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(r.stdout)
+    assert row["default_res"] == 600 and "EfficientNet" in row["description"]
+
+
+def test_split_without_close_name_lists_split_points():
+    r = run_cli("profile", "vgg16", "--split", "nope", "--fps", "30")
+    assert r.returncode != 0 and "Split points: input, features.0" in r.stderr
+
+
+def test_link_without_split_warns():
+    r = run_cli("profile", "alexnet", "--only", "splits", "--link", "1gbit", "--format", "json")
+    assert r.returncode == 0 and "warning" in r.stderr and "--split" in r.stderr
+
+
+def test_report_tex_command_keeps_double_dashes():
+    from pktchar.report import _tex_value
+
+    assert (
+        _tex_value("command", "pktchar report vgg16 --res 224")
+        == r"\texttt{pktchar report vgg16 -{}-{}res 224}"
+    )
