@@ -656,7 +656,7 @@ def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | N
         write_comparison(result.comparison, report, force=True, extra=views.run_extra(result))
     _present(views.run_output(result), "json" if fmt == Fmt.json else "table")
     for line in views.files_lines(result) + (
-        [f"wrote {report}/report.md"] if report and result.comparison else []
+        views.folder_lines(report) if report and result.comparison else []
     ):
         print(f"pktchar: {line}", file=sys.stderr)
     if interrupted:

@@ -508,6 +508,13 @@ def files_lines(r: Result) -> list[str]:
     return out
 
 
+def folder_lines(folder: Any) -> list[str]:
+    """``wrote <file>`` for every file in a report folder."""
+    from pathlib import Path
+
+    return [f"wrote {p}" for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+
+
 def run_tables(r: Result) -> list[Table]:
     if r.comparison is None:
         return []
