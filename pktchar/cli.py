@@ -198,7 +198,7 @@ RadioOpt = Annotated[
         "--radio",
         help="Radio profile the flow must fit: imt2020-peak, imt2020-user (ITU-R M.2410), urban-macro, "
         "rural-macro, indoor-hotspot, crowd, dense-urban, high-speed-train, high-speed-vehicle, airplane "
-        "(3GPP TS 22.261 Table 7.1-1)",
+        "(3GPP TS 22.261 Table 7.1-1). Default imt2020-peak unless --link; none: no rate check",
     ),
 ]
 DirectionOpt = Annotated[
@@ -313,12 +313,12 @@ def profile_cmd(
     from .codec import Coding
     from .profiler import profile
     from .qos import requirements
-    from .radio import carrier
+    from .radio import DEFAULT_RADIO, carrier
     from .units import parse_rate
 
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
-    via = carrier(radio, link_bps, direction)
+    via = carrier(radio, link_bps, direction, DEFAULT_RADIO)
     transport = _transport(proto, mtu, ipv6, app_header)
     if split and lat is None and fps is None:
         raise PktcharError("--split needs a budget: --fps 30 and/or --latency 10ms")
@@ -384,7 +384,7 @@ def table_cmd(
     own cells are compared with the exact ranges."""
     from . import views
     from .dtypes import check_dtype
-    from .radio import carrier
+    from .radio import DEFAULT_RADIO, carrier
     from .resolution import parse_resolutions
     from .table import packet_table
     from .units import parse_rate
@@ -393,8 +393,8 @@ def table_cmd(
     ress = parse_resolutions(res)
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)
-    via = carrier(radio, parse_rate(link) if link else None, direction)
-    if via is not None and lat is None and fps is None:
+    via = carrier(radio, parse_rate(link) if link else None, direction, DEFAULT_RADIO)
+    if (radio or link) and lat is None and fps is None:
         raise PktcharError("--radio/--link need a budget: --fps 30 and/or --latency 10ms")
     transport = _transport(proto, mtu, ipv6, app_header)
     measured = _measure_all(names, coder, dtype, measure_res, None, images, None)
@@ -434,7 +434,7 @@ def qos_cmd(
     link carries it, and the standardized 5QIs (TS 23.501 Table 5.7.4-1) that fit it."""
     from . import views
     from .qos import requirements
-    from .radio import carrier
+    from .radio import DEFAULT_RADIO, carrier
     from .units import parse_bytes, parse_rate
 
     nbytes = parse_bytes(payload)
@@ -448,7 +448,7 @@ def qos_cmd(
         fps=fps,
         transport=_transport(proto, mtu, ipv6, app_header),
         link=link_bps,
-        carrier=carrier(radio, link_bps, direction),
+        carrier=carrier(radio, link_bps, direction, DEFAULT_RADIO),
         reliability=reliability,
     )
     _present(views.qos_output(req), fmt.value)
@@ -493,7 +493,7 @@ def report_cmd(
 ) -> None:
     """Write a report folder: report.md, report.tex (+ table fragments), figures (PNG, PDF), report.json."""
     from .dtypes import check_dtype
-    from .radio import carrier
+    from .radio import DEFAULT_RADIO, carrier
     from .report import collect, write
     from .resolution import parse_resolutions
     from .units import parse_rate
@@ -503,7 +503,7 @@ def report_cmd(
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
-    via = carrier(radio, link_bps, direction)
+    via = carrier(radio, link_bps, direction, DEFAULT_RADIO)
     transport = _transport(proto, mtu, ipv6, app_header)
     target = (
         out

@@ -91,10 +91,22 @@ def radio(name: str) -> Radio:
     return RADIOS[key]
 
 
+# What a command checks a flow's rate against when it names neither --radio nor --link: the IMT-2020
+# peak data rate, the most any IMT-2020 radio must give one user (ITU-R M.2410-0 4.1). A flow above it
+# fits no 5QI on any compliant 5G radio; one below it may still exceed a real cell (name --radio).
+DEFAULT_RADIO = "imt2020-peak"
+
+
 def carrier(
-    radio_name: str | None = None, link: float | None = None, direction: str = "ul"
+    radio_name: str | None = None,
+    link: float | None = None,
+    direction: str = "ul",
+    default: str | None = None,
 ) -> Carrier | None:
-    """The carrier a command names: ``--radio NAME`` (in ``direction``), or ``--link RATE``, or none."""
+    """The carrier a command names: ``--radio NAME`` (in ``direction``), or ``--link RATE``; with
+    neither, the ``default`` profile (commands pass :data:`DEFAULT_RADIO`); ``--radio none``: no check."""
+    if radio_name and radio_name.strip().lower() == "none":
+        return None
     if radio_name and link:
         raise PktcharError("give --radio or --link, not both")
     if link is not None:
@@ -103,6 +115,7 @@ def carrier(
         from .units import human_rate
 
         return Carrier("the link", float(link), f"--link {human_rate(link)}", "wire")
+    radio_name = radio_name or default
     if not radio_name:
         return None
     d = direction.strip().lower()
@@ -110,7 +123,8 @@ def carrier(
     if d not in DIRECTIONS:
         raise PktcharError(f"unknown direction {direction!r}: use ul (uplink) or dl (downlink)")
     r = radio(radio_name)
-    return Carrier(f"{r.name} {DIRECTIONS[d]}", r.rate(d), r.source, "ip")
+    src = r.source if radio_name != default else f"{r.source}; the default (--radio NAME, --link RATE)"
+    return Carrier(f"{r.name} {DIRECTIONS[d]}", r.rate(d), src, "ip")
 
 
 def radio_rows() -> list[dict[str, object]]:

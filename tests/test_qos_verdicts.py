@@ -276,3 +276,13 @@ def test_report_tex_command_keeps_double_dashes():
         _tex_value("command", "pktchar report vgg16 --res 224")
         == r"\texttt{pktchar report vgg16 -{}-{}res 224}"
     )
+
+
+def test_commands_check_the_rate_against_the_imt2020_peak_by_default():
+    # 84.9 GB within 10 ms = 67.92 Tbit/s, far above the 10 Gbit/s IMT-2020 peak uplink (ITU-R M.2410-0
+    # 4.1): no 5QI fits unless the rate check is turned off (--radio none), when 80 fits on PDB and PER.
+    d = json.loads(run_cli("qos", "--payload", "84.9GB", "--latency", "10ms", "--format", "json").stdout)
+    assert d["fitting_5qi"] == [] and d["carrier"]["rate_bps"] == 10e9
+    assert d["non_standardized_5qi"]["resource"] == "DC-GBR"
+    r = run_cli("qos", "--payload", "84.9GB", "--latency", "10ms", "--radio", "none", "--format", "json")
+    assert json.loads(r.stdout)["fitting_5qi"] == [80]
