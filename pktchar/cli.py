@@ -144,6 +144,11 @@ def _err_console() -> Any:
     return Console(stderr=True)
 
 
+def _warn(msg: str) -> None:
+    """One line on stderr, the command goes on."""
+    print(f"pktchar: warning: {msg}", file=sys.stderr)
+
+
 def _measure_all(
     models: list[str],
     coder: str | None,
@@ -188,9 +193,33 @@ LatencyOpt = Annotated[str | None, typer.Option("--latency", "-l", help="Latency
 FpsOpt = Annotated[
     float | None, typer.Option("--fps", help="Frames a second (budget 1/fps unless --latency)")
 ]
+RadioOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--radio",
+        help="Radio profile the flow must fit: imt2020-peak, imt2020-user (ITU-R M.2410), urban-macro, "
+        "rural-macro, indoor-hotspot, crowd, dense-urban, high-speed-train, high-speed-vehicle, airplane "
+        "(3GPP TS 22.261 Table 7.1-1). Default imt2020-peak unless --link; none: no rate check",
+    ),
+]
+DirectionOpt = Annotated[
+    str, typer.Option("--direction", help="Radio direction: ul (uplink, device to edge) or dl (downlink)")
+]
+ReliabilityOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--reliability",
+        help="Share of packets that must arrive in time, in (0, 1); PER = 1 - it. Default 0.999 "
+        "(3GPP TS 22.261 Table 7.10.1-1, split AI/ML image recognition)",
+    ),
+]
 CompressionOpt = Annotated[
     float | None,
-    typer.Option("--compression", "-c", help="Parametric coded/raw ratio, e.g. 0.1 (seed 002's 10%)"),
+    typer.Option(
+        "--compression",
+        "-c",
+        help="Parametric coded/raw ratio, e.g. 0.1 (the 10% of the Yonsei paper's Table 1)",
+    ),
 ]
 CoderOpt = Annotated[
     str | None,
@@ -316,6 +345,9 @@ def profile_cmd(
     fps: FpsOpt = None,
     latency: LatencyOpt = None,
     link: Annotated[str | None, typer.Option("--link", help="Link rate for --split, e.g. 100mbit")] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     compression: CompressionOpt = None,
     coder: CoderOpt = None,
     measure_res: MeasureResOpt = "224",
@@ -332,13 +364,17 @@ def profile_cmd(
     from .codec import Coding
     from .profiler import profile
     from .qos import requirements
+    from .radio import DEFAULT_RADIO, carrier
     from .units import parse_rate
 
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
+    via = carrier(radio, link_bps, direction, DEFAULT_RADIO)
     transport = _transport(proto, mtu, ipv6, app_header)
     if split and lat is None and fps is None:
         raise PktcharError("--split needs a budget: --fps 30 and/or --latency 10ms")
+    if not split and (link or radio or reliability is not None):
+        _warn("--link, --radio and --reliability describe a flow: they need --split (ignored)")
     p = profile(model, res, dtype=dtype, batch=batch, in_channels=in_channels, num_classes=num_classes,
                 weights=str(weights) if weights else None)  # fmt: skip
     chosen = p.split(split) if split else None
@@ -346,11 +382,19 @@ def profile_cmd(
     coding = Coding(dtype=p.dtype, compression=compression, measured=measured)
     if chosen is not None:
         req = requirements(
-            coding.split_bytes(chosen), latency=lat, fps=fps, transport=transport, link=link_bps
+            coding.split_bytes(chosen),
+            latency=lat,
+            fps=fps,
+            transport=transport,
+            link=link_bps,
+            carrier=via,
+            reliability=reliability,
         )
         _present(views.flow_output(p, chosen, coding, req), fmt.value, out)
     else:
         coded = coding if (compression is not None or coder is not None) else None
+        if fmt.value == "csv" and only.value == "all":
+            _warn("a CSV file holds one table: the layers; --only splits gives the split points")
         _present(views.profile_output(p, coded, only.value), fmt.value, out)
 
 
@@ -368,6 +412,12 @@ def table_cmd(
     images: ImagesOpt = None,
     latency: LatencyOpt = None,
     fps: FpsOpt = None,
+    link: Annotated[
+        str | None, typer.Option("--link", help="Link rate each cell must fit, e.g. 1gbit")
+    ] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     proto: ProtoOpt = Proto.tcp,
     mtu: MtuOpt = 1500,
     ipv6: Ipv6Opt = False,
@@ -377,21 +427,28 @@ def table_cmd(
         Path | None, typer.Option("--out", "-o", help="Write to this file instead of stdout")
     ] = None,
 ) -> None:
-    """Seed 002's packet-size table, exactly: min~max payload over the split points per model and resolution.
+    """Packet-size table of "Distributed Architecture and Packet Characteristics for Real-Time Distributed
+    Learning Services" (Yonsei Univ.), Table 1, exactly: min~max payload over the split points.
 
     Rows are resolutions, columns models; each cell names the split at each end and, with --latency or
-    --fps, the 5QIs that fit; the paper's own cells are compared with the exact ranges."""
+    --fps, the rate each end needs, whether --radio/--link carries it, and the 5QIs that fit; the paper's
+    own cells are compared with the exact ranges."""
     import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
 
     from . import views
     from .dtypes import check_dtype
+    from .radio import DEFAULT_RADIO, carrier
     from .resolution import parse_resolutions
     from .table import packet_table
+    from .units import parse_rate
 
     names = _model_list(models)
     ress = parse_resolutions(res)
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)
+    via = carrier(radio, parse_rate(link) if link else None, direction, DEFAULT_RADIO)
+    if (radio or link) and lat is None and fps is None:
+        raise PktcharError("--radio/--link need a budget: --fps 30 and/or --latency 10ms")
     transport = _transport(proto, mtu, ipv6, app_header)
     measured = _measure_all(names, coder, dtype, measure_res, None, images, None)
     pt = packet_table(
@@ -404,6 +461,8 @@ def table_cmd(
         latency=lat,
         fps=fps,
         progress=_progress("profiling"),
+        carrier=via,
+        reliability=reliability,
     )
     _present(views.packet_table_output(pt), fmt.value, out)
 
@@ -415,27 +474,35 @@ def qos_cmd(
     latency: LatencyOpt = None,
     fps: FpsOpt = None,
     link: Annotated[str | None, typer.Option("--link", help="Link rate, e.g. 100mbit, 1gbit")] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     proto: ProtoOpt = Proto.tcp,
     mtu: MtuOpt = 1500,
     ipv6: Ipv6Opt = False,
     app_header: AppHdrOpt = 24,
     fmt: Annotated[TableFmt, typer.Option("--format", "-f", help="Output format")] = TableFmt.table,
 ) -> None:
-    """Rate, packets and fitting 5QIs of a flow: PAYLOAD bytes a frame within a latency budget."""
+    """QoS characteristics of a flow (PAYLOAD bytes a frame within a latency budget), whether the radio or
+    link carries it, and the standardized 5QIs (TS 23.501 Table 5.7.4-1) that fit it."""
     from . import views
     from .qos import requirements
+    from .radio import DEFAULT_RADIO, carrier
     from .units import parse_bytes, parse_rate
 
     nbytes = parse_bytes(payload)
     if nbytes <= 0:
         raise PktcharError(f"--payload must be positive, got {payload!r}")
     lat, fps = _budget(latency, fps)
+    link_bps = parse_rate(link) if link else None
     req = requirements(
         nbytes,
         latency=lat,
         fps=fps,
         transport=_transport(proto, mtu, ipv6, app_header),
-        link=parse_rate(link) if link else None,
+        link=link_bps,
+        carrier=carrier(radio, link_bps, direction, DEFAULT_RADIO),
+        reliability=reliability,
     )
     _present(views.qos_output(req), fmt.value)
 
@@ -467,6 +534,9 @@ def report_cmd(
         ),
     ] = None,
     link: Annotated[str | None, typer.Option("--link", help="Link rate, e.g. 100mbit")] = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     fps: FpsOpt = None,
     latency: LatencyOpt = None,
     proto: ProtoOpt = Proto.tcp,
@@ -478,6 +548,7 @@ def report_cmd(
     import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
 
     from .dtypes import check_dtype
+    from .radio import DEFAULT_RADIO, carrier
     from .report import collect, write
     from .resolution import parse_resolutions
     from .units import parse_rate
@@ -487,6 +558,7 @@ def report_cmd(
     dtype = check_dtype(dtype)
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
+    via = carrier(radio, link_bps, direction, DEFAULT_RADIO)
     transport = _transport(proto, mtu, ipv6, app_header)
     target = (
         out
@@ -516,6 +588,8 @@ def report_cmd(
         link=link_bps,
         split=splits,
         progress=_progress("profiling"),
+        carrier=via,
+        reliability=reliability,
     )
     paths = write(data, target, force=force)
     print(f"wrote {paths['md']}, {paths['tex']}, {paths['json']} and figures/ in {target}", file=sys.stderr)
@@ -636,7 +710,7 @@ def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | N
         write_comparison(result.comparison, report, force=True, extra=views.run_extra(result))
     _present(views.run_output(result), "json" if fmt == Fmt.json else "table")
     for line in views.files_lines(result) + (
-        [f"wrote {report}/report.md"] if report and result.comparison else []
+        views.folder_lines(report) if report and result.comparison else []
     ):
         print(f"pktchar: {line}", file=sys.stderr)
     if interrupted:

@@ -5,7 +5,7 @@ Three ways to size a coded payload, in increasing honesty:
 1. **dtype** only: elements x bits, packed; int8/int4 add a per-tensor scale and
    zero point (4 + 4 bytes, :data:`QUANT_OVERHEAD`). This is ``Split.bytes`` of a profile
    at that dtype (``Split.tensor_bytes`` is the values alone).
-2. **parametric ratio** (``--compression 0.1``, seed 002's 10% assumption):
+2. **parametric ratio** (``--compression 0.1``, the 10% assumption of the Yonsei paper's Table 1):
    coded = ceil(dtype bytes x ratio).
 3. **measured coders** (``--coder zstd|lz4|sparse``) run on *real* activations: a
    real forward pass at a reference resolution (default 224) over real images,

@@ -39,8 +39,15 @@ def _mdbv_limits() -> list[tuple[int, list[int]]]:
     return sorted(by.items())
 
 
-def payload_along_network(model: str, profiles: Sequence[Profile], coding: Coding) -> Figure:
-    """Coded payload at every split point, one line a resolution, log scale, MDBV limits drawn."""
+def payload_along_network(
+    model: str,
+    profiles: Sequence[Profile],
+    coding: Coding,
+    link: float | None = None,
+    interval: float | None = None,
+) -> Figure:
+    """Coded payload at every split point, one line a resolution, log scale, MDBV limits drawn; with a
+    ``link`` rate (bit/s) and a frame ``interval`` (s), the bytes the link carries in one interval."""
     n = len(profiles[0].splits)
     fig = Figure(figsize=(max(8.0, min(18.0, 0.09 * n + 6)), 5.2), layout="constrained")
     ax = fig.add_subplot()
@@ -58,6 +65,17 @@ def payload_along_network(model: str, profiles: Sequence[Profile], coding: Codin
         )
     for mdbv, _ in _mdbv_limits():
         ax.axhline(mdbv, color="0.55", lw=0.8, ls="--", zorder=0)
+    if link and interval:
+        from .units import human_bytes, human_duration, human_rate
+
+        carried = link * interval / 8
+        ax.axhline(
+            carried,
+            color="tab:red",
+            lw=1.2,
+            zorder=1,
+            label=f"{human_rate(link)} x {human_duration(interval)} = {human_bytes(carried)}",
+        )
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10))
     ax.yaxis.set_major_formatter(_BYTES_FMT)

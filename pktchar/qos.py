@@ -6,20 +6,28 @@ frame of ``payload`` bytes every ``1/fps`` seconds, each due within ``latency``
 (default: the frame interval).
 
 The standardized 5QI table is 3GPP TS 23.501 Table 5.7.4-1 (as summarised in
-the project's REFERENCE.md). A 5QI fits a flow when its packet delay budget
-(PDB) is within the flow's latency budget, and — for delay-critical GBR — the
-data sent within one PDB (IP bytes, what the 5G user plane carries) is within
-its maximum data burst volume (MDBV). "No standardized 5QI fits" is a finding.
+the project's REFERENCE.md). A 5QI fits a flow when every characteristic it
+defines meets the flow's: its packet delay budget (PDB) is within the flow's
+latency budget, its packet error rate (PER) at or below the one the flow
+tolerates (1 - ``reliability``), for delay-critical GBR the data sent within
+one PDB (IP bytes, what the 5G user plane carries) within its maximum data
+burst volume (MDBV), and the flow's rate within what the named radio profile
+or link carries. "No standardized 5QI fits" is a finding: the flow then needs
+a non-standardized 5QI, whose characteristics are given.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from .errors import PktcharError
 from .packets import Packets, Transport, packetize
-from .units import human_bytes
+from .units import human_bytes, human_duration, human_per, human_rate
+
+if TYPE_CHECKING:
+    from .radio import Carrier
 
 
 @dataclass(frozen=True)
@@ -70,31 +78,88 @@ FIVEQI_TABLE: tuple[FiveQI, ...] = (
 FIVEQI_SOURCE = "3GPP TS 23.501, Table 5.7.4-1 (standardized 5QI to QoS characteristics mapping)"
 
 
+# The reliability a flow needs when none is given: TS 22.261 Table 7.10.1-1 (KPIs for split AI/ML
+# inference), row "split AI/ML image recognition", uplink reliability 99.9 % -> PER 10^-3.
+DEFAULT_RELIABILITY = 0.999
+RELIABILITY_SOURCE = "3GPP TS 22.261 Table 7.10.1-1, split AI/ML image recognition, uplink reliability 99.9 %"
+# The largest PDB of a delay-critical GBR 5QI in TS 23.501 Table 5.7.4-1 (5QI 84: 30 ms).
+DC_GBR_MAX_PDB_MS = max(q.pdb_ms for q in FIVEQI_TABLE if q.resource == "DC-GBR")
+
+
 @dataclass(frozen=True)
 class Fit:
     fiveqi: FiveQI
     fits: bool
     reason: str
+    failing: tuple[str, ...] = ()  # characteristics that fail: "PDB", "PER", "MDBV", "rate"
+    rate_checked: bool = False
 
 
 @dataclass(frozen=True)
 class Requirements:
-    """What one flow needs from the network, and which 5QIs can carry it."""
+    """What one flow needs from the network (its QoS characteristics), and which 5QIs can carry it."""
 
     payload: int
-    latency: float  # seconds: each frame is due within this
+    latency: float  # seconds: each frame is due within this (the PDB the flow needs)
     fps: float | None
     packets: Packets
     rate_payload: float  # bit/s, 3GPP form: payload x 8 / latency
     rate_wire: float  # bit/s of Ethernet wire bytes within the latency budget
     avg_rate_payload: float | None  # bit/s at fps
     avg_rate_wire: float | None
-    link: float | None  # bit/s
+    link: float | None  # bit/s (an Ethernet --link)
     serialization: float | None  # seconds to put one frame's wire bytes on the link
     max_fps: float | None  # frames a second the link can carry
     fits_link: bool | None
     size_class: str
     fits: tuple[Fit, ...] = field(default_factory=tuple)
+    reliability: float = DEFAULT_RELIABILITY
+    reliability_source: str = RELIABILITY_SOURCE
+    carrier: Carrier | None = None
+
+    @property
+    def per(self) -> float:
+        """The packet error rate the flow tolerates: 1 - reliability (rounded off float noise)."""
+        return round(1.0 - self.reliability, 12)
+
+    @property
+    def rate_ip(self) -> float:
+        """bit/s of IP packets within the latency budget (what the 5G user plane carries)."""
+        return self.packets.ip_bytes * 8 / self.latency
+
+    def frames_per(self, window: float) -> int:
+        """Frames sent within a window of ``window`` seconds (at least the one frame)."""
+        return max(1, math.ceil(window * self.fps - 1e-9)) if self.fps else 1
+
+    @property
+    def burst(self) -> int:
+        """Data burst per PDB: IP bytes sent within one latency budget."""
+        return self.packets.ip_bytes * self.frames_per(self.latency)
+
+    @property
+    def resource(self) -> str:
+        """The resource type the flow calls for: a frame due every interval within a budget needs a
+        guaranteed bit rate; delay-critical when the budget is within the DC-GBR PDBs (<= 30 ms)."""
+        return "DC-GBR" if self.latency * 1000 <= DC_GBR_MAX_PDB_MS + 1e-9 else "GBR"
+
+    def needed(self, layer: str) -> float:
+        """The rate a carrier must give: within the budget, and on average at fps."""
+        if layer == "wire":
+            return max(self.rate_wire, self.avg_rate_wire or 0.0)
+        avg_ip = self.packets.ip_bytes * 8 * self.fps if self.fps else 0.0
+        return max(self.rate_ip, avg_ip)
+
+    @property
+    def carrier_factor(self) -> float | None:
+        """Carrier rate / needed rate: >= 1 is room, < 1 falls short by 1/factor."""
+        if self.carrier is None:
+            return None
+        return self.carrier.rate / self.needed(self.carrier.layer)
+
+    @property
+    def carried(self) -> bool | None:
+        f = self.carrier_factor
+        return None if f is None else f >= 1.0 - 1e-12
 
     @property
     def fitting(self) -> list[int]:
@@ -104,16 +169,51 @@ class Requirements:
     def fitting_dc_gbr(self) -> list[int]:
         return [f.fiveqi.qi for f in self.fits if f.fits and f.fiveqi.resource == "DC-GBR"]
 
+    def non_standardized(self) -> dict[str, object]:
+        """The characteristics a non-standardized 5QI would signal for this flow (TS 23.501 clause
+        5.7.3: resource type, PDB, PER, MDBV for delay-critical GBR, and the GFBR of the QoS flow)."""
+        out: dict[str, object] = {
+            "resource": self.resource,
+            "pdb_ms": self.latency * 1000,
+            "per": self.per,
+            "gfbr_bps": self.needed("ip"),
+        }
+        if self.resource == "DC-GBR":
+            out["mdbv"] = self.burst
+        return out
+
     def to_dict(self) -> dict[str, object]:
         return {
             "payload": self.payload,
             "latency_s": self.latency,
             "fps": self.fps,
             "packets": self.packets.to_dict(),
+            "characteristics": {
+                "pdb_ms": self.latency * 1000,
+                "per": self.per,
+                "reliability": self.reliability,
+                "reliability_source": self.reliability_source,
+                "burst_bytes": self.burst,
+                "resource": self.resource,
+                "rate_payload_bps": self.rate_payload,
+                "rate_ip_bps": self.rate_ip,
+                "rate_wire_bps": self.rate_wire,
+                "avg_rate_payload_bps": self.avg_rate_payload,
+                "avg_rate_wire_bps": self.avg_rate_wire,
+            },
             "rate_payload_bps": self.rate_payload,
+            "rate_ip_bps": self.rate_ip,
             "rate_wire_bps": self.rate_wire,
             "avg_rate_payload_bps": self.avg_rate_payload,
             "avg_rate_wire_bps": self.avg_rate_wire,
+            "carrier": None
+            if self.carrier is None
+            else {
+                **self.carrier.to_dict(),
+                "needed_bps": self.needed(self.carrier.layer),
+                "factor": self.carrier_factor,
+                "carries": self.carried,
+            },
             "link_bps": self.link,
             "serialization_s": self.serialization,
             "max_fps": self.max_fps,
@@ -124,44 +224,76 @@ class Requirements:
                     "5qi": f.fiveqi.qi,
                     "resource": f.fiveqi.resource,
                     "pdb_ms": f.fiveqi.pdb_ms,
+                    "per": f.fiveqi.per,
                     "mdbv": f.fiveqi.mdbv,
+                    "services": f.fiveqi.services,
                     "fits": f.fits,
+                    "failing": list(f.failing),
+                    "rate_checked": f.rate_checked,
                     "reason": f.reason,
                 }
                 for f in self.fits
             ],
             "fitting_5qi": self.fitting,
+            "non_standardized_5qi": None if self.fitting else self.non_standardized(),
             "fiveqi_source": FIVEQI_SOURCE,
         }
 
 
 def size_class(nbytes: int) -> str:
-    """The order of magnitude of a packet/payload size, as seed 002 classifies them (SI decades)."""
+    """The order of magnitude of a packet/payload size, as the Yonsei paper classifies them (SI decades)."""
     if nbytes <= 0:
         return "0 B"
     k = int(math.floor(math.log10(nbytes)))
     return f"{human_bytes(10**k)}–{human_bytes(10 ** (k + 1))}"
 
 
-def fit_5qi(ip_bytes: int, latency: float, fps: float | None = None) -> tuple[Fit, ...]:
-    """Check every standardized 5QI against a flow of ``ip_bytes`` per frame due within ``latency``."""
+def _ms(v: float) -> str:
+    return human_duration(v / 1000)
+
+
+def fit_5qi(
+    ip_bytes: int,
+    latency: float,
+    fps: float | None = None,
+    *,
+    per: float = 1.0 - DEFAULT_RELIABILITY,
+    carrier: Carrier | None = None,
+    needed: float | None = None,
+) -> tuple[Fit, ...]:
+    """Check every standardized 5QI against a flow of ``ip_bytes`` per frame due within ``latency``.
+
+    A 5QI fits when every characteristic it defines meets the flow's: PDB within the budget, its PER
+    at or below the flow's, for delay-critical GBR the burst within one PDB at most its MDBV, and the
+    ``needed`` rate (bit/s) within the ``carrier``'s (when one is named). All failing ones are named."""
     out = []
     for q in FIVEQI_TABLE:
         pdb = q.pdb_ms / 1000.0
+        fails: list[str] = []
+        why: list[str] = []
         if pdb > latency + 1e-12:
-            out.append(Fit(q, False, f"PDB {q.pdb_ms:g} ms exceeds the {latency * 1000:g} ms budget"))
-            continue
+            fails.append("PDB")
+            why.append(f"PDB {_ms(q.pdb_ms)} exceeds the {human_duration(latency)} budget")
+        if q.per > per * (1 + 1e-9):
+            fails.append("PER")
+            why.append(f"PER {human_per(q.per)} above the {human_per(per)} the flow tolerates")
         if q.mdbv is not None:
             frames = max(1, math.ceil(pdb * fps - 1e-9)) if fps else 1
             burst = ip_bytes * frames
             if burst > q.mdbv:
-                out.append(
-                    Fit(q, False, f"{burst:,} B within a {q.pdb_ms:g} ms PDB exceeds MDBV {q.mdbv:,} B")
-                )
-                continue
-            out.append(Fit(q, True, f"PDB {q.pdb_ms:g} ms, {burst:,} B <= MDBV {q.mdbv:,} B"))
+                fails.append("MDBV")
+                why.append(f"{burst:,} B within a {_ms(q.pdb_ms)} PDB exceeds MDBV {q.mdbv:,} B")
+        if carrier is not None and needed is not None and needed > carrier.rate * (1 + 1e-12):
+            fails.append("rate")
+            why.append(f"needs {human_rate(needed)}, {carrier.name} carries {human_rate(carrier.rate)}")
+        if fails:
+            out.append(Fit(q, False, "; ".join(why), tuple(fails), carrier is not None))
         else:
-            out.append(Fit(q, True, f"PDB {q.pdb_ms:g} ms within budget"))
+            ok = f"PDB {_ms(q.pdb_ms)}, PER {human_per(q.per)}"
+            if q.mdbv is not None:
+                ok += f", MDBV {q.mdbv:,} B"
+            ok += f", {carrier.name} carries it" if carrier is not None else ", rate not checked (no radio)"
+            out.append(Fit(q, True, ok, (), carrier is not None))
     return tuple(out)
 
 
@@ -172,16 +304,28 @@ def requirements(
     fps: float | None = None,
     transport: Transport | None = None,
     link: float | None = None,
+    carrier: Carrier | None = None,
+    reliability: float | None = None,
 ) -> Requirements:
-    """Requirements of a flow of ``payload`` bytes a frame. Give ``latency`` (s), ``fps``, or both."""
+    """Requirements of a flow of ``payload`` bytes a frame. Give ``latency`` (s), ``fps``, or both.
+
+    ``link`` (bit/s) is an Ethernet link; ``carrier`` a radio profile or link (``radio.carrier``);
+    ``reliability`` in (0, 1), default :data:`DEFAULT_RELIABILITY`."""
     if latency is None and fps is None:
         raise PktcharError("give a latency budget (--latency 10ms) or a frame rate (--fps 30)")
     if fps is not None and fps <= 0:
-        raise PktcharError(f"fps must be positive, got {fps:g}")
+        raise PktcharError(f"fps must be positive, got {fps}")
     if latency is not None and latency <= 0:
-        raise PktcharError(f"latency must be positive, got {latency:g} s")
+        raise PktcharError(f"latency must be positive, got {latency} s")
     if link is not None and link <= 0:
-        raise PktcharError(f"link rate must be positive, got {link:g} bit/s")
+        raise PktcharError(f"link rate must be positive, got {link} bit/s")
+    rel = DEFAULT_RELIABILITY if reliability is None else float(reliability)
+    if not 0.0 < rel < 1.0:
+        raise PktcharError(f"reliability must be between 0 and 1 (e.g. 0.99999), got {reliability}")
+    if carrier is None and link is not None:
+        from .radio import carrier as make_carrier
+
+        carrier = make_carrier(link=link)
     budget = latency if latency is not None else 1.0 / float(fps)  # type: ignore[arg-type]
     pk = packetize(payload, transport)
     ser = pk.wire_bytes * 8 / link if link else None
@@ -190,7 +334,7 @@ def requirements(
     fits_link = None
     if link:
         fits_link = ser <= budget + 1e-12 and (avg_w is None or avg_w <= link)  # type: ignore[operator]
-    return Requirements(
+    req = Requirements(
         payload=payload,
         latency=budget,
         fps=fps,
@@ -204,5 +348,10 @@ def requirements(
         max_fps=(link / (pk.wire_bytes * 8)) if link and pk.wire_bytes else None,
         fits_link=fits_link,
         size_class=size_class(payload),
-        fits=fit_5qi(pk.ip_bytes, budget, fps),
+        reliability=rel,
+        reliability_source=RELIABILITY_SOURCE if reliability is None else "--reliability",
+        carrier=carrier,
     )
+    needed = req.needed(carrier.layer) if carrier is not None else None
+    fits = fit_5qi(pk.ip_bytes, budget, fps, per=req.per, carrier=carrier, needed=needed)
+    return replace(req, fits=fits)

@@ -12,14 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .units import human_bytes, human_count
+from .units import human_bytes, human_count, human_number, human_rate
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     title: str
-    kind: str = "text"  # text | para (long text, wrapped in LaTeX) | int | bytes | count | shape | float
+    kind: str = (
+        "text"  # text | para (long text, wrapped in LaTeX) | int | bytes | count | shape | float | rate
+    )
     unit: str = ""
 
 
@@ -50,10 +52,25 @@ def cell_human(col: Column, v: Any) -> str:
     if col.kind == "int":
         return f"{v:,}"
     if col.kind == "float":
-        return f"{v:.4g}"
+        return human_number(v, 4)
+    if col.kind == "rate":
+        return human_rate(v)
     if col.kind == "shape":
         return _shape(v)
     return str(v)
+
+
+def plain(v: float) -> str:
+    """A number as plain decimals, never an exponent: integers exactly, others to 6 significant digits."""
+    f = float(v)
+    if f.is_integer():
+        return str(int(f))
+    text = f"{f:.6g}"
+    if "e" not in text:
+        return text
+    if abs(f) >= 1:
+        return f"{f:.0f}"
+    return f"{f:.15f}".rstrip("0").rstrip(".")
 
 
 def cell_exact(col: Column, v: Any, thousands: bool = True) -> str:
@@ -62,7 +79,9 @@ def cell_exact(col: Column, v: Any, thousands: bool = True) -> str:
     if col.kind in ("bytes", "count", "int"):
         return f"{int(v):,}" if thousands else str(int(v))
     if col.kind == "float":
-        return f"{v:.6g}"
+        return plain(v)
+    if col.kind == "rate":
+        return f"{round(v):,}" if thousands else str(round(v))
     if col.kind == "shape":
         return _shape(v)
     return str(v)
@@ -73,6 +92,8 @@ def _title(col: Column, human: bool) -> str:
         return f"{col.title} ({col.unit})"
     if col.kind == "bytes" and not human:
         return f"{col.title} (B)"
+    if col.kind == "rate" and not human:
+        return f"{col.title} (bit/s)"
     return col.title
 
 
@@ -81,7 +102,7 @@ def to_rich(table: Table) -> Any:
 
     t = RichTable(title=table.title, caption=table.caption or None, show_lines=False, header_style="bold")
     for c in table.columns:
-        numeric = c.kind in ("bytes", "count", "int", "float")
+        numeric = c.kind in ("bytes", "count", "int", "float", "rate")
         t.add_column(_title(c, True), justify="right" if numeric else "left", overflow="fold")
     for r in table.rows:
         t.add_row(*(cell_human(c, r.get(c.key)) for c in table.columns))
@@ -95,7 +116,9 @@ def to_markdown(table: Table, heading: str = "###") -> str:
     cols = table.columns
     out.append("| " + " | ".join(_title(c, False) for c in cols) + " |")
     out.append(
-        "|" + "|".join("---:" if c.kind in ("bytes", "count", "int", "float") else "---" for c in cols) + "|"
+        "|"
+        + "|".join("---:" if c.kind in ("bytes", "count", "int", "float", "rate") else "---" for c in cols)
+        + "|"
     )
     for r in table.rows:
         out.append("| " + " | ".join(_md_escape(cell_exact(c, r.get(c.key))) for c in cols) + " |")
@@ -153,7 +176,7 @@ def to_latex(table: Table, label: str = "", longtable: bool | None = None, fit_w
     paras = sum(c.kind == "para" for c in cols)
     spec = "".join(
         "r"
-        if c.kind in ("bytes", "count", "int", "float")
+        if c.kind in ("bytes", "count", "int", "float", "rate")
         else f"p{{{0.55 / paras:.2f}\\linewidth}}"
         if c.kind == "para"
         else "l"

@@ -30,10 +30,13 @@ from .codec import Coding, Measured
 from .errors import PktcharError
 from .packets import Transport
 from .profiler import Profile, Split, profile
-from .qos import FIVEQI_SOURCE, Requirements, requirements
+from .qos import DEFAULT_RELIABILITY, FIVEQI_SOURCE, RELIABILITY_SOURCE, Requirements, requirements
+from .radio import Carrier
 from .render import Column, Table, tex_escape, to_latex, to_markdown
 from .resolution import Resolution, parse_resolution
-from .table import PacketTable, codings_for, packet_table
+from .table import PAPER_NAME, PacketTable, codings_for, packet_table
+from .units import human_duration, human_number, human_per, human_rate
+from .views import carried_text
 
 
 @dataclass
@@ -54,6 +57,8 @@ class ReportData:
     created: str
     versions: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    carrier: Carrier | None = None
+    reliability: float | None = None
 
 
 def default_split(p: Profile) -> Split:
@@ -76,6 +81,8 @@ def collect(
     split: str | dict[str, str] | None = None,
     command: str | None = None,
     progress: Callable[[Sequence[Any]], Any] | None = None,
+    carrier: Carrier | None = None,
+    reliability: float | None = None,
 ) -> ReportData:
     """Profile every model at every resolution and derive everything a report shows."""
     if latency is None and fps is None:
@@ -97,6 +104,8 @@ def collect(
         latency=latency,
         fps=fps,
         profiles=profiles,
+        carrier=carrier,
+        reliability=reliability,
     )
     chosen: dict[str, str] = {}
     flows: dict[tuple[str, str], Requirements] = {}
@@ -108,7 +117,13 @@ def collect(
         for r in ress:
             s = profiles[(m, r.label)].split(name)
             flows[(m, r.label)] = requirements(
-                codings[m].split_bytes(s), latency=latency, fps=fps, transport=transport, link=link
+                codings[m].split_bytes(s),
+                latency=latency,
+                fps=fps,
+                transport=transport,
+                link=link,
+                carrier=carrier,
+                reliability=reliability,
             )
     import torch
     import torchvision
@@ -122,6 +137,8 @@ def collect(
         latency=latency,
         fps=fps,
         link=link,
+        carrier=carrier,
+        reliability=reliability,
         profiles=profiles,
         table=table,
         chosen=chosen,
@@ -176,11 +193,19 @@ def flows_table(d: ReportData) -> Table:
         Column("payload", "payload", "bytes"),
         Column("packets", "packets", "int"),
         Column("wire_bytes", "wire bytes", "bytes"),
-        Column("rate_bps", "rate (3GPP)", "int", "bit/s"),
+        Column("rate_bps", "rate (3GPP)", "rate"),
+        Column("ip_rate_bps", "IP rate", "rate"),
+        Column("pdb", "PDB"),
+        Column("per", "PER"),
+        Column("burst", "burst per PDB (IP)", "bytes"),
+        Column("resource", "resource type"),
     ]
+    carrier = next(iter(d.flows.values())).carrier if d.flows else None
+    if carrier is not None:
+        cols += [Column("carried", f"carried by {carrier.name}")]
     if d.link is not None:
         cols += [
-            Column("serialization_ms", "serialization", "float", "ms"),
+            Column("serialization", "serialization"),
             Column("max_fps", "max fps", "float"),
             Column("fits_link", "fits link"),
         ]
@@ -197,11 +222,17 @@ def flows_table(d: ReportData) -> Table:
                 "packets": q.packets.count,
                 "wire_bytes": q.packets.wire_bytes,
                 "rate_bps": round(q.rate_payload),
-                "fiveqi": ",".join(map(str, q.fitting)) or "none",
+                "ip_rate_bps": round(q.rate_ip),
+                "pdb": human_duration(q.latency),
+                "per": human_per(q.per),
+                "burst": q.burst,
+                "resource": q.resource,
+                "carried": carried_text(q),
+                "fiveqi": ", ".join(map(str, q.fitting)) or "none",
             }
             if d.link is not None:
                 row |= {
-                    "serialization_ms": (q.serialization or 0) * 1000,
+                    "serialization": human_duration(q.serialization or 0),
                     "max_fps": q.max_fps,
                     "fits_link": "yes" if q.fits_link else "no",
                 }
@@ -212,13 +243,19 @@ def flows_table(d: ReportData) -> Table:
 def _budget_text(d: ReportData) -> str:
     parts = []
     if d.fps is not None:
-        parts.append(f"{d.fps:g} frames/s")
+        parts.append(f"{human_number(d.fps)} frames/s")
     if d.latency is not None:
-        parts.append(f"latency budget {d.latency * 1000:g} ms")
+        parts.append(f"latency budget {human_duration(d.latency)}")
     elif d.fps is not None:
-        parts.append(f"latency budget {1000 / d.fps:.4g} ms (the frame interval)")
+        parts.append(f"latency budget {human_duration(1 / d.fps)} (the frame interval)")
     if d.link is not None:
-        parts.append(f"link {d.link / 1e6:g} Mbit/s")
+        parts.append(f"link {human_rate(d.link)}")
+    if d.carrier is not None and d.carrier.layer == "ip":
+        parts.append(f"radio {d.carrier.name} {human_rate(d.carrier.rate)} ({d.carrier.source})")
+    if d.reliability is not None:
+        parts.append(f"reliability {human_number(d.reliability, 6)}")
+    else:
+        parts.append(f"reliability {human_number(DEFAULT_RELIABILITY, 6)} ({RELIABILITY_SOURCE})")
     return f"{', '.join(parts)}; {d.transport.describe()}; 5QIs per {FIVEQI_SOURCE}"
 
 
@@ -259,8 +296,11 @@ def write(d: ReportData, out: str | Path, *, force: bool = False) -> dict[str, P
             (
                 f"payload_{m}",
                 f"{m}: coded payload at every split point for each input resolution (log "
-                "scale); dashed lines are the maximum data burst volumes of the delay-critical GBR 5QIs.",
-                figures.payload_along_network(m, ps, d.codings[m]),
+                "scale); dashed lines are the maximum data burst volumes of the delay-critical GBR 5QIs"
+                + ("; the red line is what the link carries in one frame interval." if d.link else "."),
+                figures.payload_along_network(
+                    m, ps, d.codings[m], link=d.link, interval=(1 / d.fps) if d.fps else d.latency
+                ),
             )
         )
         figs.append(
@@ -325,7 +365,7 @@ def _markdown(
     title = f"pktchar report: {', '.join(d.models)} at {', '.join(r.label for r in d.resolutions)}"
     out = [f"# {title}", "", "## What was analysed, and how", ""]
     out += [f"- **{k}**: `{v}`" if k == "command" else f"- **{k}**: {v}" for k, v in _setup_lines(d)]
-    out += ["", "## Packet-size table (seed 002, Table 1 layout)", "", to_markdown(grid, heading="###")]
+    out += ["", f"## Packet-size table ({PAPER_NAME}, Table 1 layout)", "", to_markdown(grid, heading="###")]
     out += [f"![{figs[-1][1]}](figures/{figs[-1][0]}.png)", ""]
     out += [to_markdown(long, heading="###")]
     if comparison is not None:
@@ -338,6 +378,14 @@ def _markdown(
                 out += [f"![{caption}](figures/{stem}.png)", "", f"*{caption}*", ""]
         out += [to_markdown(split_tables[m], heading="###")]
     return "\n".join(out) + "\n"
+
+
+def _tex_value(key: str, value: str) -> str:
+    """A setup value for LaTeX; the command in typewriter type with every ``-`` kept apart (``-{}``), so
+    ``--res`` never becomes an en dash and survives a copy from the PDF."""
+    if key != "command":
+        return tex_escape(value)
+    return r"\texttt{" + tex_escape(value).replace("-", "-{}") + "}"
 
 
 def _latex(d: ReportData, tables: list[tuple[str, Table]], figs: list[tuple[str, str, Any]]) -> str:
@@ -358,7 +406,7 @@ def _latex(d: ReportData, tables: list[tuple[str, Table]], figs: list[tuple[str,
         r"\section*{What was analysed, and how}",
         r"\begin{itemize}",
     ]
-    lines += [rf"\item \textbf{{{tex_escape(k)}}}: {tex_escape(v)}" for k, v in _setup_lines(d)]
+    lines += [rf"\item \textbf{{{tex_escape(k)}}}: {_tex_value(k, v)}" for k, v in _setup_lines(d)]
     lines += [r"\end{itemize}", r"\section*{Tables}"]
     for stem, _ in tables:
         lines.append(rf"\input{{tables/{stem}.tex}}")

@@ -9,8 +9,8 @@ name       H x W            note
 720p       720 x 1280
 1080p      1080 x 1920
 4k         2160 x 3840      UHD "4K" (3840x2160)
-8k         4320 x 7680      UHD "8K" (7680x4320), seed 002's state of the art
-x10        13661 x 24286    10x the pixels of 8K, aspect kept (seed 002's future)
+8k         4320 x 7680      UHD "8K" (7680x4320), the Yonsei paper's state of the art
+x10        13661 x 24286    10x the pixels of 8K, aspect kept (the Yonsei paper's future)
 x100       43200 x 76800    100x the pixels of 8K, aspect kept
 =========  ===============  ===========================================
 

@@ -1,4 +1,4 @@
-"""Seed 002's packet-size table (its Table 1), computed exactly for any models, resolutions and codings.
+"""The packet-size table of the Yonsei paper (its Table 1), computed exactly for any models, resolutions and codings.
 
 Rows are resolutions, columns models; each cell is the min~max coded payload over
 the model's split points (naming the split at each end) and, given a latency
@@ -17,10 +17,16 @@ from .codec import Coding, Measured
 from .packets import Transport
 from .profiler import Profile, profile
 from .qos import Requirements, requirements
+from .radio import Carrier
 from .resolution import Resolution, parse_resolution
-from .units import human_bytes
+from .units import human_bytes, human_number
 
-# Seed 002, Table 1 ("packet characteristics of image classifiers"), in bytes (K = 10^3, M = 10^6).
+PAPER_NAME = (
+    '"Distributed Architecture and Packet Characteristics for Real-Time Distributed Learning Services" '
+    "(Yonsei Univ.)"
+)
+PAPER_SHORT = "the Yonsei paper on packet characteristics of distributed learning"
+# That paper's Table 1 ("packet characteristics of image classifiers"), in bytes (K = 10^3, M = 10^6).
 # The 8K and future rows span all three model columns and assume a 10% compression ratio.
 PAPER_224 = {"AlexNet": (1e3, 50e3), "VGGNet": (1e3, 100e3), "ResNet": (1e3, 50e3)}
 PAPER_8K = (100e3, 10e6)
@@ -81,9 +87,9 @@ class Cell:
         ends = []
         for what, exact, ref in (("min", elo, lo), ("max", ehi, hi)):
             f = exact / ref
-            ends.append((what, f, f"{what} {human_bytes(exact)} vs {human_bytes(ref)} (x{f:.3g})"))
+            ends.append((what, f, f"{what} {human_bytes(exact)} vs {human_bytes(ref)} (x{human_number(f)})"))
         off = [
-            f"{w} {'over' if f > 1 else 'under'} the paper by x{max(f, 1 / f):.3g}"
+            f"{w} {'over' if f > 1 else 'under'} the paper by x{human_number(max(f, 1 / f))}"
             for w, f, _ in ends
             if not 0.5 <= f <= 2
         ]
@@ -108,6 +114,16 @@ class Cell:
             d["max_packets"] = self.max_req.packets.count
             d["min_rate_bps"] = self.min_req.rate_payload
             d["max_rate_bps"] = self.max_req.rate_payload
+            d["min_wire_rate_bps"] = self.min_req.needed("wire")
+            d["max_wire_rate_bps"] = self.max_req.needed("wire")
+            d["min_characteristics"] = self.min_req.to_dict()["characteristics"]
+            d["max_characteristics"] = self.max_req.to_dict()["characteristics"]
+            if self.min_req.carrier is not None:
+                d["carrier"] = self.min_req.carrier.to_dict()
+                d["min_carrier_factor"] = self.min_req.carrier_factor
+                d["max_carrier_factor"] = self.max_req.carrier_factor
+                d["min_carried"] = self.min_req.carried
+                d["max_carried"] = self.max_req.carried
         if self.paper is not None:
             d["paper_row"], d["paper_min"], d["paper_max"], d["paper_compression"] = self.paper
             d["paper_exact_min"], d["paper_exact_max"] = self.paper_exact or (None, None)
@@ -153,6 +169,8 @@ def cell_from_profile(
     latency: float | None = None,
     fps: float | None = None,
     res: Resolution | None = None,
+    carrier: Carrier | None = None,
+    reliability: float | None = None,
 ) -> Cell:
     coded = [(coding.split_bytes(s), s) for s in p.splits]
     lo = min(coded, key=lambda c: (c[0], c[1].index))
@@ -160,8 +178,12 @@ def cell_from_profile(
     reqs: tuple[Requirements | None, Requirements | None] = (None, None)
     if latency is not None or fps is not None:
         reqs = (
-            requirements(lo[0], latency=latency, fps=fps, transport=transport),
-            requirements(hi[0], latency=latency, fps=fps, transport=transport),
+            requirements(
+                lo[0], latency=latency, fps=fps, transport=transport, carrier=carrier, reliability=reliability
+            ),
+            requirements(
+                hi[0], latency=latency, fps=fps, transport=transport, carrier=carrier, reliability=reliability
+            ),
         )
     r = res or parse_resolution(p.resolution)
     paper = paper_cell(p.model, r)
@@ -205,8 +227,10 @@ def packet_table(
     fps: float | None = None,
     progress: Callable[[Sequence[Any]], Any] | None = None,
     profiles: dict[tuple[str, str], Profile] | None = None,
+    carrier: Carrier | None = None,
+    reliability: float | None = None,
 ) -> PacketTable:
-    """The seed-style table: every model at every resolution, coded, with 5QI fits.
+    """The paper-style table: every model at every resolution, coded, with 5QI fits.
 
     ``profiles`` (keyed by model and resolution label) are used where given, made otherwise."""
     ress = [parse_resolution(r) for r in resolutions]
@@ -215,7 +239,18 @@ def packet_table(
     codings = codings_for(models, dtype, compression, measured)
     for r, m in progress(jobs) if progress else jobs:
         p = (profiles or {}).get((m, r.label)) or profile(m, r, dtype=dtype)
-        cells.append(cell_from_profile(p, codings[m], transport=transport, latency=latency, fps=fps, res=r))
+        cells.append(
+            cell_from_profile(
+                p,
+                codings[m],
+                transport=transport,
+                latency=latency,
+                fps=fps,
+                res=r,
+                carrier=carrier,
+                reliability=reliability,
+            )
+        )
     first = codings[models[0]] if models else Coding(dtype=dtype, compression=compression)
     coding_desc = (
         first.describe() if not measured else "; ".join(f"{m}: {c.describe()}" for m, c in codings.items())

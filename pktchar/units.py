@@ -156,3 +156,40 @@ def human_duration(seconds: float, digits: int = 3) -> str:
                 text = f"{v:.0f}"
             return f"{sign}{text} {unit}"
     raise AssertionError("unreachable")
+
+
+def human_number(x: float, digits: int = 3) -> str:
+    """A plain decimal with ``digits`` significant digits, never an exponent: ``1358240.5`` ->
+    ``1,358,240``, ``8.857`` -> ``8.86``, ``0.000123`` -> ``0.000123``."""
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** (digits - 1):
+        return f"{x:,.0f}"
+    import math
+
+    places = digits - 1 - int(math.floor(math.log10(abs(x))))
+    text = f"{x:.{max(places, 0)}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def human_per(p: float) -> str:
+    """A packet error rate as 3GPP writes it: ``1e-6`` -> ``10^-6``, ``2.5e-4`` -> ``2.5 x 10^-4``."""
+    import math
+
+    if p <= 0:
+        return "0"
+    k = int(math.floor(math.log10(p) + 1e-9))
+    mant = p / 10**k
+    if abs(mant - round(mant)) < 1e-6:
+        mant = round(mant)
+    if k == 0:
+        return human_number(p)
+    head = "" if mant == 1 else f"{human_number(mant)} x "
+    return f"{head}10^{k}"
+
+
+def human_factor(f: float) -> str:
+    """How far a rate is from a capacity: ``room x2.5`` or ``short by x1,358,240`` (no exponents)."""
+    if f >= 1:
+        return f"room x{human_number(f)}"
+    return f"short by x{human_number(1 / f)}"

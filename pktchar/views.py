@@ -143,19 +143,31 @@ def summary_lines(p: Profile) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# The packet-size table (seed 002, Table 1)
+# The packet-size table (the Yonsei paper's Table 1)
 
 
 def _fmt_5qi(qis: list[int]) -> str:
-    return ",".join(map(str, qis)) if qis else "none"
+    return ", ".join(map(str, qis)) if qis else "none"
+
+
+def carried_text(r: Requirements) -> str:
+    from .units import human_factor
+
+    if r.carrier is None:
+        return ""
+    return f"{'yes' if r.carried else 'NO'} ({human_factor(r.carrier_factor or 0.0)})"
 
 
 def cell_text(c: Cell) -> str:
-    from .units import human_bytes
+    from .units import human_bytes, human_rate
 
     text = f"{human_bytes(c.min_bytes)} ({c.min_split}) ~ {human_bytes(c.max_bytes)} ({c.max_split})"
-    if c.min_req is not None and c.max_req is not None:
-        text += f"\n5QI: {_fmt_5qi(c.min_req.fitting)} ~ {_fmt_5qi(c.max_req.fitting)}"
+    lo, hi = c.min_req, c.max_req
+    if lo is not None and hi is not None:
+        text += f"\nrate {human_rate(lo.rate_payload)} ~ {human_rate(hi.rate_payload)}"
+        if lo.carrier is not None:
+            text += f"\ncarried: {carried_text(lo)} ~ {carried_text(hi)}"
+        text += f"\n5QI: {_fmt_5qi(lo.fitting)} ~ {_fmt_5qi(hi.fitting)}"
     return text
 
 
@@ -169,9 +181,15 @@ def packet_grid(t: PacketTable) -> Table:
             row[m] = cell_text(t.cell(m, r))
         rows.append(row)
     budget = _budget(t)
-    caption = f"Payload per frame over all split points, min (split) ~ max (split); coding: {t.coding}" + (
-        f"; 5QIs that fit each end for {budget} ({t.transport})" if budget else ""
-    )
+    caption = f"Payload per frame over all split points, min (split) ~ max (split); coding: {t.coding}"
+    if budget:
+        caption += f"; rate = payload x 8 / budget for {budget} ({t.transport})"
+        first = t.cells[0].min_req if t.cells else None
+        if first is not None and first.carrier is not None:
+            caption += (
+                f"; carried by {first.carrier.name} ({first.carrier.source}), factor = its rate / needed"
+            )
+        caption += "; standardized 5QIs (TS 23.501 Table 5.7.4-1) that fit each end"
     return Table("Packet characteristics of image classifiers", cols, rows, caption=caption)
 
 
@@ -181,11 +199,13 @@ def _res_label(t: PacketTable, r: str) -> str:
 
 
 def _budget(t: PacketTable) -> str:
+    from .units import human_duration, human_number
+
     parts = []
     if t.latency is not None:
-        parts.append(f"a {t.latency * 1000:g} ms latency budget")
+        parts.append(f"a {human_duration(t.latency)} latency budget")
     if t.fps is not None:
-        parts.append(f"{t.fps:g} frames/s")
+        parts.append(f"{human_number(t.fps)} frames/s")
     return " and ".join(parts)
 
 
@@ -196,6 +216,18 @@ LONG_COLUMNS = (
     Column("min_split", "min split"),
     Column("max_bytes", "max payload", "bytes"),
     Column("max_split", "max split"),
+)
+LONG_FLOW_COLUMNS = (
+    Column("min_rate_bps", "min rate", "rate"),
+    Column("max_rate_bps", "max rate", "rate"),
+    Column("min_wire_rate_bps", "min wire rate", "rate"),
+    Column("max_wire_rate_bps", "max wire rate", "rate"),
+)
+LONG_CARRIER_COLUMNS = (
+    Column("min_carried", "carried (min)"),
+    Column("max_carried", "carried (max)"),
+)
+LONG_5QI_COLUMNS = (
     Column("min_5qi", "5QI (min)"),
     Column("max_5qi", "5QI (max)"),
 )
@@ -203,12 +235,21 @@ LONG_COLUMNS = (
 
 def packet_long(t: PacketTable) -> Table:
     rows = []
+    flows = any(c.min_req is not None for c in t.cells)
+    carrier = any(c.min_req is not None and c.min_req.carrier is not None for c in t.cells)
     for c in t.cells:
         d = c.to_dict()
         d["min_5qi"] = _fmt_5qi(d["min_5qi"]) if "min_5qi" in d else ""
         d["max_5qi"] = _fmt_5qi(d["max_5qi"]) if "max_5qi" in d else ""
+        if c.min_req is not None and c.max_req is not None:
+            d["min_carried"], d["max_carried"] = carried_text(c.min_req), carried_text(c.max_req)
         rows.append(d)
-    return Table("Packet characteristics, one row a cell", LONG_COLUMNS, rows, caption=f"coding: {t.coding}")
+    cols = list(LONG_COLUMNS)
+    if flows:
+        cols += (
+            list(LONG_FLOW_COLUMNS) + (list(LONG_CARRIER_COLUMNS) if carrier else []) + list(LONG_5QI_COLUMNS)
+        )
+    return Table("Packet characteristics, one row a cell", cols, rows, caption=f"coding: {t.coding}")
 
 
 def paper_comparison(t: PacketTable) -> Table | None:
@@ -219,13 +260,15 @@ def paper_comparison(t: PacketTable) -> Table | None:
     ]
     if not rows:
         return None
+    from .table import PAPER_NAME
+
     cols = (
         Column("res", "input"),
         Column("model", "model"),
-        Column("paper_row", "seed 002 row"),
+        Column("paper_row", "paper's Table 1 row"),
         Column("comparison", "paper vs exact", "para"),
     )
-    return Table("Seed 002's Table 1 against the exact ranges", cols, rows)
+    return Table(f"{PAPER_NAME}, Table 1, against the exact ranges", cols, rows)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -235,23 +278,66 @@ def paper_comparison(t: PacketTable) -> Table | None:
 REQ_COLUMNS = (Column("quantity", "quantity"), Column("value", "value"))
 
 
+def list_text(qis: list[int], none: str = "none") -> str:
+    """A list that reads as a list: ``[80]`` -> ``5QI 80``, ``[80, 83]`` -> ``5QIs 80, 83``."""
+    if not qis:
+        return none
+    return f"5QI {qis[0]}" if len(qis) == 1 else "5QIs " + ", ".join(map(str, qis))
+
+
+def carrier_text(r: Requirements) -> str:
+    """``imt2020-user uplink 50 Mbit/s carries 12 Mbit/s: yes (room x4.17)``."""
+    from .units import human_factor, human_rate
+
+    c = r.carrier
+    if c is None:
+        return "no radio or link named (--radio, --link): rate not checked"
+    f = r.carrier_factor or 0.0
+    verdict = "yes" if r.carried else "NO"
+    what = "IP" if c.layer == "ip" else "wire"
+    return (
+        f"{c.name} ({human_rate(c.rate)}) for {human_rate(r.needed(c.layer))} ({what}): "
+        f"{verdict}, {human_factor(f)}"
+    )
+
+
+def nonstandard_text(r: Requirements) -> str:
+    from .units import human_bytes, human_duration, human_per, human_rate
+
+    d = r.non_standardized()
+    text = (
+        f"resource type {d['resource']}, PDB {human_duration(r.latency)}, PER {human_per(r.per)}, "
+        f"GFBR {human_rate(float(d['gfbr_bps']))}"  # type: ignore[arg-type]
+    )
+    if "mdbv" in d:
+        text += f", MDBV {human_bytes(r.burst)} ({r.burst:,} B)"
+    return text
+
+
 def requirements_table(r: Requirements, title: str = "Flow requirements") -> Table:
-    from .units import human_bytes, human_rate
+    from .units import human_bytes, human_duration, human_number, human_per, human_rate
 
     pk = r.packets
-    sizes = ", ".join(f"{n} x {s} B" for s, n in pk.sizes)
+    sizes = "; ".join(f"{n:,} x {s:,} B" for s, n in pk.sizes)
+    fps = f" (frame interval at {human_number(r.fps)} fps)" if r.fps and r.fps * r.latency > 0.999999 else ""
     rows = [
         ("payload per frame", f"{human_bytes(r.payload)} ({r.payload:,} B), class {r.size_class}"),
+        ("packet delay budget (latency)", human_duration(r.latency) + fps),
         (
-            "latency budget",
-            f"{r.latency * 1000:g} ms" + (f" (frame interval at {r.fps:g} fps)" if r.fps else ""),
+            "packet error rate",
+            f"{human_per(r.per)} (reliability {r.reliability:.6g}; {r.reliability_source})",
         ),
+        ("data burst per PDB (IP bytes)", f"{human_bytes(r.burst)} ({r.burst:,} B)"),
+        ("resource type it calls for", r.resource),
         ("transport", pk.transport.describe()),
         ("packets per frame", f"{pk.count:,} ({sizes})" + (f"; {pk.acks:,} ACKs back" if pk.acks else "")),
         ("IP / frame / wire bytes", f"{pk.ip_bytes:,} / {pk.frame_bytes:,} / {pk.wire_bytes:,} B"),
         ("overhead on the wire", f"{pk.overhead:.2%}"),
         ("rate, 3GPP form (payload x 8 / latency)", human_rate(r.rate_payload)),
-        ("rate on the wire within the budget", human_rate(r.rate_wire)),
+        (
+            "rate of IP packets / on the wire within the budget",
+            f"{human_rate(r.rate_ip)} / {human_rate(r.rate_wire)}",
+        ),
     ]
     if r.avg_rate_payload is not None:
         rows.append(
@@ -260,43 +346,60 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
                 f"{human_rate(r.avg_rate_payload)} / {human_rate(r.avg_rate_wire or 0)}",
             )
         )
+    rows.append(("carried by the radio / link", carrier_text(r)))
+    if r.carrier is not None:
+        rows.append(("carrier source", r.carrier.source))
     if r.link is not None:
         rows += [
-            ("link", human_rate(r.link)),
-            ("serialization time of one frame", f"{(r.serialization or 0) * 1000:.4g} ms"),
-            ("max frames/s the link carries", f"{r.max_fps:.4g}"),
+            ("serialization time of one frame", human_duration(r.serialization or 0)),
+            ("max frames/s the link carries", human_number(r.max_fps or 0)),
             ("fits the link", "yes" if r.fits_link else "NO"),
         ]
     fit = r.fitting
-    rows.append(("5QIs that fit", ", ".join(map(str, fit)) if fit else "no standardized 5QI fits"))
-    dc = r.fitting_dc_gbr
-    rows.append(("delay-critical GBR 5QIs that fit", ", ".join(map(str, dc)) if dc else "none"))
+    fit_text = list_text(fit, f"none of the {len(r.fits)} standardized 5QIs fits")
+    if r.carrier is None:
+        fit_text += " (on PDB, PER and MDBV; rate not checked: name --radio or --link)"
+    rows.append(("standardized 5QIs that fit", fit_text))
+    rows.append(("delay-critical GBR 5QIs that fit", list_text(r.fitting_dc_gbr)))
+    if not fit:
+        rows.append(("a non-standardized 5QI would need", nonstandard_text(r)))
     return Table(title, REQ_COLUMNS, [{"quantity": q, "value": v} for q, v in rows])
 
 
 def fiveqi_table(r: Requirements) -> Table:
+    from .units import human_duration, human_per
+
     cols = (
         Column("qi", "5QI", "int"),
         Column("resource", "type"),
-        Column("pdb", "PDB (ms)"),
+        Column("pdb", "PDB"),
+        Column("per", "PER"),
         Column("mdbv", "MDBV (B)"),
+        Column("services", "example services"),
         Column("fits", "fits"),
+        Column("failing", "fails on"),
         Column("reason", "why"),
     )
     rows = [
         {
             "qi": f.fiveqi.qi,
             "resource": f.fiveqi.resource,
-            "pdb": f"{f.fiveqi.pdb_ms:g}",
+            "pdb": human_duration(f.fiveqi.pdb_ms / 1000),
+            "per": human_per(f.fiveqi.per),
             "mdbv": "" if f.fiveqi.mdbv is None else f"{f.fiveqi.mdbv:,}",
+            "services": f.fiveqi.services,
             "fits": "yes" if f.fits else "no",
+            "failing": ", ".join(f.failing),
             "reason": f.reason,
         }
         for f in r.fits
     ]
     from .qos import FIVEQI_SOURCE
 
-    return Table("Standardized 5QIs against this flow", cols, rows, caption=FIVEQI_SOURCE)
+    caption = (
+        FIVEQI_SOURCE + "; a 5QI fits when its PDB, PER, MDBV and the carrier's rate all meet the flow's"
+    )
+    return Table("Standardized 5QIs against this flow", cols, rows, caption=caption)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,6 +517,13 @@ def files_lines(r: Result) -> list[str]:
     return out
 
 
+def folder_lines(folder: Any) -> list[str]:
+    """``wrote <file>`` for every file in a report folder."""
+    from pathlib import Path
+
+    return [f"wrote {p}" for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+
+
 def run_tables(r: Result) -> list[Table]:
     if r.comparison is None:
         return []
@@ -461,7 +571,8 @@ def profile_output(p: Profile, coding: Coding | None, only: str = "all") -> Outp
         tables.append(splits_table(p, coding))
     else:
         d.pop("splits")
-    return Output(tables, d, summary_lines(p), title=profile_title(p))
+    # CSV is one table a file: the layers (``--only splits`` for the split points)
+    return Output(tables, d, summary_lines(p), title=profile_title(p), per_format={"csv": tables[:1]})
 
 
 def flow_output(p: Profile, split: Split, coding: Coding, req: Requirements) -> Output:

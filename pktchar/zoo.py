@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,12 +55,72 @@ def _torchvision_specs() -> dict[str, ModelSpec]:
     specs = {}
     for n in names:
         builder = tvm.get_model_builder(n)
-        specs[n] = ModelSpec(n, "torchvision", _tv_factory(builder), default_res=_tv_default_res(n))
+        res, desc = _tv_native(n)
+        specs[n] = ModelSpec(n, "torchvision", _tv_factory(builder), default_res=res, description=desc)
     return specs
 
 
-def _tv_default_res(name: str) -> int:
-    return {"inception_v3": 299, "vit_h_14": 224}.get(name, 224)
+# Built without weights, ViT-H/14 has image_size 224 (torchvision's IMAGENET1K_SWAG_LINEAR_V1 weights);
+# its DEFAULT weights (SWAG_E2E_V1) are for a model built at 518, which a weightless build is not.
+_BUILT_RES = {"vit_h_14": 224}
+
+
+# Model families by name prefix (longest first), with the paper that introduced each.
+_FAMILIES = (
+    ("efficientnet_v2", "EfficientNetV2 (Tan & Le, 2021)"),
+    ("efficientnet", "EfficientNet (Tan & Le, 2019)"),
+    ("mobilenet_v2", "MobileNetV2 (Sandler et al., 2018)"),
+    ("mobilenet_v3", "MobileNetV3 (Howard et al., 2019)"),
+    ("wide_resnet", "Wide ResNet (Zagoruyko & Komodakis, 2016)"),
+    ("resnext", "ResNeXt (Xie et al., 2017)"),
+    ("resnet", "ResNet (He et al., 2016)"),
+    ("alexnet", "AlexNet (Krizhevsky et al., 2012)"),
+    ("vgg", "VGG (Simonyan & Zisserman, 2015)"),
+    ("densenet", "DenseNet (Huang et al., 2017)"),
+    ("googlenet", "GoogLeNet / Inception v1 (Szegedy et al., 2015)"),
+    ("inception", "Inception v3 (Szegedy et al., 2016)"),
+    ("shufflenet", "ShuffleNet V2 (Ma et al., 2018)"),
+    ("squeezenet", "SqueezeNet (Iandola et al., 2016)"),
+    ("mnasnet", "MnasNet (Tan et al., 2019)"),
+    ("regnet", "RegNet (Radosavovic et al., 2020)"),
+    ("vit", "Vision Transformer (Dosovitskiy et al., 2021)"),
+    ("swin", "Swin Transformer (Liu et al., 2021)"),
+    ("convnext", "ConvNeXt (Liu et al., 2022)"),
+    ("maxvit", "MaxViT (Tu et al., 2022)"),
+)
+
+
+def _family(name: str) -> str:
+    return next((f for p, f in _FAMILIES if name.startswith(p)), "torchvision classifier")
+
+
+def _tv_native(name: str) -> tuple[int, str]:
+    """The native resolution of a torchvision classifier, from its DEFAULT weights' transforms (the
+    crop size, e.g. EfficientNet-B7 600, EfficientNet-V2-L 480), and a one-line description."""
+    import torchvision.models as tvm
+
+    try:
+        enum = tvm.get_model_weights(name)
+    except (ValueError, AttributeError, KeyError):
+        return _BUILT_RES.get(name, 224), _family(name)
+    w = enum.DEFAULT  # type: ignore[attr-defined]
+    if name in _BUILT_RES:  # the weights made for the resolution a weightless build has
+        w = next((x for x in enum if _crop(x) == _BUILT_RES[name]), w)
+    res = _BUILT_RES.get(name, _crop(w))
+    top1 = w.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
+    desc = f"{_family(name)}, ImageNet-1K; torchvision {w.name} weights"
+    if top1 is not None:
+        desc += f": top-1 {top1:.1f} % at {res}x{res}"
+    return res, desc
+
+
+def _crop(w: Any) -> int:
+    """The crop size of a torchvision weights entry's transforms."""
+    t = w.transforms
+    crop = t.keywords.get("crop_size") if hasattr(t, "keywords") else None
+    if crop is None:
+        crop = t().crop_size
+    return int(crop[0] if isinstance(crop, list | tuple) else crop)
 
 
 def _tv_factory(builder: Callable[..., nn.Module]) -> Factory:

@@ -189,3 +189,22 @@ def test_replay_rejects_impossible_links(args, needle):
     r = run_cli("replay", "vgg16", "--split", "features.30", *args)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert needle in r.stderr, r.stderr
+
+
+def test_compare_output_has_no_exponents(tmp_path):
+    """Issue 9, item 6: 2.1e+06 B or 7.648e+07 bit/s never reach a reader; md keeps exact integers."""
+    import io as _io
+
+    from rich.console import Console
+
+    from pktchar import views
+
+    f = tmp_path / "big.pcap"
+    wrpcap(str(f), _flow([2_100_000]))
+    out = views.compare_output(compare(f, _prediction([2_100_000])))
+    md = out.text("md")
+    buf = _io.StringIO()
+    out.print(Console(file=buf, width=200))
+    for text in (md, out.text("csv"), out.text("tex"), buf.getvalue()):
+        assert "e+" not in text and "e-0" not in text
+    assert "2100000" in md  # payload bytes, exact: one 2,100,000 B frame
