@@ -825,6 +825,9 @@ def fleet_cmd(
     stagger: Annotated[bool, typer.Option("--stagger", help="Offset device k's frames by k/(N fps)")] = False,
     frames: Annotated[int, typer.Option("--frames", min=2, help="Frames each device sends")] = 30,
     latency: LatencyOpt = None,
+    radio: RadioOpt = None,
+    direction: DirectionOpt = "ul",
+    reliability: ReliabilityOpt = None,
     scenario: Annotated[
         Path | None, typer.Option("--scenario", help="A mixed fleet from a TOML file")
     ] = None,
@@ -875,11 +878,12 @@ def fleet_cmd(
     if sweep:
         sat = saturation_n(runs[0].result.prediction.flows[0].frames[0].payload, g.fps, edge)
         miss = next((r.devices for r in runs if max(d.late_fraction for d in r.predicted.devices) > 0), None)
+        qos = views.fleet_qos(runs[-1], radio, direction, reliability)[0]  # the largest fleet's flows
         out = views.Output(
-            [views.sweep_table(runs)], [r.to_dict() for r in runs], views.sweep_lines(runs, sat, miss)
+            [views.sweep_table(runs), qos], [r.to_dict() for r in runs], views.sweep_lines(runs, sat, miss)
         )
     else:
-        out = views.fleet_output(runs[0])
+        out = views.fleet_output(runs[0], radio, direction, reliability)
     if report is not None:
         from .run_report import write_fleet
 

@@ -136,6 +136,7 @@ def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str
     miss = next((r.devices for r in runs if max(d.late_fraction for d in r.predicted.devices) > 0), None)
     tables = [("sweep", views.sweep_table(runs))] if len(runs) > 1 else []
     tables += [(f"fleet-{r.devices}", views.fleet_devices_table(r)) for r in runs]
+    tables.append(("qos", views.fleet_qos(runs[-1], None, "ul", None)[0]))  # the largest fleet's flows
     figs = []
     if len(runs) > 1:
         figs.append(("latency-vs-devices", "Latency a frame against fleet size, predicted and measured.",

@@ -829,8 +829,11 @@ def fleet_lines(r: FleetRun) -> list[str]:
     return out + [f"note: {n}" for n in r.notes + r.result.notes]
 
 
-def fleet_output(r: FleetRun) -> Output:
-    return Output([fleet_devices_table(r)], r.to_dict(), fleet_lines(r))
+def fleet_output(
+    r: FleetRun, radio: str | None = None, direction: str = "ul", reliability: float | None = None
+) -> Output:
+    qos, rows = fleet_qos(r, radio, direction, reliability)
+    return Output([fleet_devices_table(r), qos], {**r.to_dict(), "qos": rows}, fleet_lines(r))
 
 
 def sweep_table(runs: list[FleetRun]) -> Table:
@@ -1113,3 +1116,67 @@ def train_paper_lines(rows: list[dict[str, Any]]) -> list[str]:
             f"wire-bound): {num(meas['total']):,.0f} s ({meas['vs_one']} one board)"
         )
     return out
+
+
+def fleet_qos(
+    runs_or_cfg: FleetRun, radio: str | None, direction: str, reliability: float | None
+) -> tuple[Table, list[dict[str, object]]]:
+    """The QoS view of a fleet: each group's device flow over its own uplink (or ``radio``) and the
+    aggregate into the edge link: the rate it needs, whether the carrier carries it, the 5QIs that fit."""
+    from .packets import Transport
+    from .qos import requirements
+    from .radio import carrier
+
+    r = runs_or_cfg
+    cfg = r.result.config
+    budget = cfg.get("latency")
+    rows: list[dict[str, object]] = []
+    total_bps, fps_ref = 0.0, 0.0
+    for g, flow in zip(cfg["groups"], _first_flow_per_group(r), strict=True):
+        payload = flow.frames[0].payload
+        via = carrier(radio, None if radio else float(flow.rate_bps), direction)
+        req = requirements(payload, latency=budget, fps=g["fps"], transport=Transport(), carrier=via,
+                           reliability=reliability)  # fmt: skip
+        rows.append(_qos_row(f"{g['name']}: {g['count']} x {g['model']} {g['split']}", req))
+        total_bps += g["count"] * payload * 8 * g["fps"]
+        fps_ref = max(fps_ref, g["fps"])
+    agg_payload = int(-(-total_bps // (8 * fps_ref)))  # the fleet's payload within one frame interval
+    via = carrier(radio, None if radio else r.predicted.edge_rate, direction)
+    req = requirements(agg_payload, latency=budget, fps=fps_ref, transport=Transport(), carrier=via,
+                       reliability=reliability)  # fmt: skip
+    rows.append(_qos_row(f"aggregate into the edge ({r.devices} devices)", req))
+    cols = (
+        Column("flow", "flow"),
+        Column("rate", "rate needed"),
+        Column("carrier", "carried by"),
+        Column("verdict", "carries it"),
+        Column("fits", "5QIs that fit"),
+    )
+    return Table("QoS of the fleet's flows (3GPP TS 23.501 Table 5.7.4-1)", cols, rows), rows
+
+
+def _first_flow_per_group(r: FleetRun) -> list[object]:
+    flows = list(r.result.prediction.flows)
+    out, k = [], 0
+    for g in r.result.config["groups"]:
+        out.append(flows[k])
+        k += int(g["count"])
+    return out
+
+
+def _qos_row(name: str, req: Requirements) -> dict[str, object]:
+    from .units import human_rate
+
+    f = req.carrier_factor
+    verdict = "—" if f is None else (f"yes (room x{f:.3g})" if f >= 1 else f"NO (short by x{1 / f:.3g})")
+    fits = req.fitting
+    return {
+        "flow": name,
+        "rate": human_rate(req.needed(req.carrier.layer if req.carrier else "ip")),
+        "carrier": req.carrier.name if req.carrier else "—",
+        "verdict": verdict,
+        "fits": ("5QI " if len(fits) == 1 else "5QIs ") + ", ".join(map(str, fits)) if fits else "none",
+        "rate_bps": req.needed(req.carrier.layer if req.carrier else "ip"),
+        "carrier_factor": f,
+        "fitting_5qi": fits,
+    }

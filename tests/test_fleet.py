@@ -169,3 +169,33 @@ def test_scenario_with_an_unknown_model_names_its_group_and_line(tmp_path):
     r = run_cli("fleet", "--scenario", str(f))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert f"scenario {f} line 7 (group g1)" in r.stderr and "vgg16" in r.stderr  # the close match
+
+
+def test_fleet_qos_view_by_hand():
+    """The QoS view of a 3-camera fleet (no run needed: a prediction stands in for the result)."""
+    from types import SimpleNamespace
+
+    from pktchar import views
+    from pktchar.packets import Transport
+    from pktchar.testbed.netns import Link
+    from pktchar.testbed.scenario import FlowPrediction, Prediction, predict_frames
+
+    frames = predict_frames([100_352], Transport(), Link(80e6))
+    flows = tuple(
+        FlowPrediction(f"d{k}", "tcp", "a", "b", 5201 + k, 1500, 4, 24, 80e6, 3028, frames) for k in range(3)
+    )
+    cfg = {"groups": [{"name": "cam", "count": 3, "model": "vgg16", "split": "features.30", "fps": 10}],
+           "latency": None}  # fmt: skip
+    run = SimpleNamespace(result=SimpleNamespace(config=cfg, prediction=Prediction("fleet", cfg, flows)),
+                          predicted=SimpleNamespace(edge_rate=20e6), devices=3)  # fmt: skip
+    _, rows = views.fleet_qos(run, None, "ul", None)  # type: ignore[arg-type]
+    # one camera: 104,996 B of Ethernet frames (wire: + 8 B preamble/SFD, 12 B gap, 4 B FCS a packet,
+    # 70 packets) every 100 ms = 8.53 Mbit/s on the wire, against its 80 Mbit/s uplink: room x9.38
+    assert rows[0]["rate_bps"] == pytest.approx((104_996 + 70 * 24) * 8 * 10)
+    assert rows[0]["carrier_factor"] == pytest.approx(80e6 / ((104_996 + 70 * 24) * 8 * 10))
+    # the three together: 301,056 B + 24 B header = 207 full segments of 1,448 B and one of 1,344 B: 208
+    # packets, 207 x 1,514 + 1,410 = 314,808 B of frames, + 208 x 24 B on the wire = 319,800 B every 100 ms:
+    # 25.584 Mbit/s into the 20 Mbit/s edge link, which falls short
+    agg = rows[-1]
+    assert agg["rate_bps"] == pytest.approx(319_800 * 8 * 10)
+    assert agg["carrier_factor"] == pytest.approx(20e6 / 25.584e6) and str(agg["verdict"]).startswith("NO")
