@@ -866,11 +866,16 @@ def sweep_table(runs: list[FleetRun]) -> Table:
 
 
 def sweep_lines(runs: list[FleetRun], predicted_sat: int, predicted_miss: int | None) -> list[str]:
-    """Where the edge link saturates (aggregate goodput 3% or more below the payload offered) and where a
-    frame first misses its budget: predicted against measured."""
+    """Where the edge link saturates and where a frame first misses its budget, predicted against
+    measured. Predicted: the offered load passes the edge rate. Measured: the fleet's goodput reaches 97%
+    of what the edge link can carry (its rate x payload / Ethernet frame bytes)."""
     last = runs[-1].devices
-    meas_sat = next((r.devices for r in runs if r.aggregate_goodput_bps is not None
-                     and r.aggregate_goodput_bps < 0.97 * r.payload_offered_bps), None)  # fmt: skip
+
+    def full(r: FleetRun) -> bool:
+        capacity = r.predicted.edge_rate * r.payload_offered_bps / r.predicted.offered_bps  # payload share
+        return r.aggregate_goodput_bps is not None and r.aggregate_goodput_bps >= 0.97 * capacity
+
+    meas_sat = next((r.devices for r in runs if full(r)), None)
     meas_miss = next((r.devices for r in runs if any((m.late_fraction or 0) > 0 for m in r.measured)), None)
     return [
         f"the edge link saturates at {predicted_sat} devices (predicted); measured: "
