@@ -834,6 +834,13 @@ def fleet_cmd(
     sweep: Annotated[
         str | None, typer.Option("--sweep", help="Grow the fleet 1..N devices, e.g. 1..8")
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="HOST:PORT of `pktchar serve`: every device on this host, no shaping"),
+    ] = None,
+    capture_iface: Annotated[
+        str | None, typer.Option("--capture-iface", help="With --to: capture on this interface here (root)")
+    ] = None,
     pcap: Annotated[Path | None, typer.Option("--pcap", help="Capture file (at the edge)")] = None,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write a report folder (md, tex, figures, json)")
@@ -861,7 +868,7 @@ def fleet_cmd(
             raise PktcharError("give MODEL and --split (or --scenario FILE)")
         parse_rate(uplink)
         groups = [GroupSpec(model, split, devices, res, dtype, compression, fps, uplink, "d")]
-    cfg = FleetConfig(groups, edge, stagger, frames, lat, pcap)
+    cfg = FleetConfig(groups, edge, stagger, frames, lat, pcap, to=to, capture_iface=capture_iface)
     check(cfg)
     with _bar("frames") as progress:
         if sweep:

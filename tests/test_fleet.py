@@ -199,3 +199,32 @@ def test_fleet_qos_view_by_hand():
     agg = rows[-1]
     assert agg["rate_bps"] == pytest.approx(319_800 * 8 * 10)
     assert agg["carrier_factor"] == pytest.approx(20e6 / 25.584e6) and str(agg["verdict"]).startswith("NO")
+
+
+def test_fleet_to_a_real_host_over_loopback(tmp_path):
+    """`fleet --to`: three devices on this host, all served at once by one `pktchar serve`."""
+    port = _free_port()
+    exe = Path(sys.executable).with_name("pktchar")
+    serve = subprocess.Popen([str(exe), "serve", "--port", str(port), "--bind", "127.0.0.1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        time.sleep(1.5)
+        r = run_cli("fleet", "vgg16", "--split", "features.30", "--devices", "3", "--fps", "10", "--frames", "5",
+                    "--edge-link", "100mbit", "--to", f"127.0.0.1:{port}", "--pcap", str(tmp_path / "f.pcap"),
+                    "--format", "json")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        d = json.loads(r.stdout)
+        assert [m["frames"] for m in d["measured"]["devices"]] == [5, 5, 5]
+        assert any(
+            "application timings only" in n for n in d["notes"]
+        )  # no capture without root and --capture-iface
+    finally:
+        serve.terminate()
+        serve.wait(timeout=10)
+    lines = [json.loads(x) for x in serve.stdout.read().splitlines() if x.startswith("{")]
+    # 3 devices x 5 frames of pool5 (100,352 B), each device its own connection, served at once
+    assert (
+        len(lines) == 15
+        and {x["len"] for x in lines} == {100_352}
+        and {x["split"] for x in lines} == {0, 1, 2}
+    )

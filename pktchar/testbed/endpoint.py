@@ -84,7 +84,10 @@ def _bind(sock: socket.socket, bind: str, port: int) -> bool:
 
 
 def receive_tcp(port: int, bind: str, forever: bool = False) -> int:
-    """Receive frames, answer each; return after the sender's last frame (``forever``: keep serving)."""
+    """Receive frames, answer each; return after the sender's last frame. ``forever`` (``pktchar
+    serve``): keep serving, every connection on its own thread, so a fleet of senders is served at once."""
+    import threading
+
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # A receive window that is open from the first frame: with a small early window Linux sends
@@ -93,45 +96,45 @@ def receive_tcp(port: int, bind: str, forever: bool = False) -> int:
     _buffer(srv, "RCV", 32 << 20)
     if not _bind(srv, bind, port):
         return 2
-    srv.listen(4)
+    srv.listen(64)
     print("READY", flush=True)
     while True:
         conn, _ = srv.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with conn:
-            hdr = bytearray(HEADER.size)
-            buf = bytearray(1 << 20)
-            while True:
-                try:
-                    _recv_exact(conn, memoryview(hdr))
-                except ConnectionError:
-                    break
-                first = now()
-                fid, split, flags, length, sent = HEADER.unpack(hdr)
-                if len(buf) < length:
-                    buf = bytearray(length)
-                try:
-                    _recv_exact(conn, memoryview(buf)[:length], socket.MSG_WAITALL)
-                except ConnectionError as e:
-                    emit({"error": f"frame {fid}: {e}"})
-                    break
-                done = now()
+        if forever:
+            threading.Thread(target=_serve_connection, args=(conn,), daemon=True).start()
+        elif _serve_connection(conn):
+            return 0
+
+
+def _serve_connection(conn: socket.socket) -> bool:
+    """Frames of one connection, each answered; True when the sender's last (non-calibration) frame came."""
+    with conn:
+        hdr = bytearray(HEADER.size)
+        buf = bytearray(1 << 20)
+        while True:
+            try:
+                _recv_exact(conn, memoryview(hdr))
+            except ConnectionError:
+                return False
+            first = now()
+            fid, split, flags, length, sent = HEADER.unpack(hdr)
+            if len(buf) < length:
+                buf = bytearray(length)
+            try:
+                _recv_exact(conn, memoryview(buf)[:length], socket.MSG_WAITALL)
+            except ConnectionError as e:
+                emit({"error": f"frame {fid}: {e}"})
+                return False
+            done = now()
+            try:
                 conn.sendall(ANSWER.pack(fid, first, done))
-                emit(
-                    {
-                        "id": fid,
-                        "split": split,
-                        "flags": flags,
-                        "len": length,
-                        "send_ns": sent,
-                        "first_ns": first,
-                        "done_ns": done,
-                    }
-                )
-                if (
-                    flags & FLAG_LAST and not flags & FLAG_CALIBRATION and not forever
-                ):  # the sender's last frame
-                    return 0
+            except OSError:
+                return False
+            emit({"id": fid, "split": split, "flags": flags, "len": length, "send_ns": sent, "first_ns": first,
+                  "done_ns": done})  # fmt: skip
+            if flags & FLAG_LAST and not flags & FLAG_CALIBRATION:  # the sender's last frame
+                return True
 
 
 def receive_udp(port: int, bind: str) -> int:

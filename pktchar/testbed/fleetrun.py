@@ -69,6 +69,8 @@ class FleetConfig:
     latency: float | None = None  # budget a frame (default 1/fps)
     pcap: Path | None = None
     calibrate: bool = False
+    to: str | None = None  # HOST:PORT of `pktchar serve`: every device here, no namespaces, no shaping
+    capture_iface: str | None = None
 
     @property
     def devices(self) -> int:
@@ -197,6 +199,8 @@ class FleetScenario:
         for k, (d, p) in enumerate(self.devices):
             (work / f"{d}.bin").write_bytes(p.data)
             (work / f"{d}.json").write_text(json.dumps(p.sizes))
+            if getattr(topo, "remote", False):  # the edge is `pktchar serve` on the other host
+                continue
             r = topo.popen(EDGE, endpoint_cmd("recv", "--port", str(PORT_BASE + k)), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE)  # fmt: skip
             self.recvs.append(r)
@@ -210,11 +214,13 @@ class FleetScenario:
         procs = []
         for k, (d, p) in enumerate(self.devices):
             offset = int(k / n / p.spec.fps * 1e9) if self.cfg.stagger else 0
-            cmd = endpoint_cmd("send", "--host", topo.eps[EDGE].ip, "--port", str(PORT_BASE + k), "--payload",
+            port = topo.port if getattr(topo, "remote", False) else PORT_BASE + k  # type: ignore[attr-defined]
+            cmd = endpoint_cmd("send", "--host", topo.eps[EDGE].ip, "--port", str(port), "--payload",
                                str(work / f"{d}.bin"), "--sizes", str(work / f"{d}.json"), "--fps", str(p.spec.fps),
                                "--start-at", str(start_at + offset), "--split", str(k))  # fmt: skip
             procs.append(topo.popen(d, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
         flows: dict[str, list[FrameTiming]] = {d: [] for d, _ in self.devices}
+        remote = bool(getattr(topo, "remote", False))
         errors: list[str] = []
         total = n * self.cfg.frames
         lock = threading.Lock()
@@ -229,7 +235,11 @@ class FleetScenario:
                 if "error" in x:
                     errors.append(f"{d}: {x['error']}")
                     return
-                flows[d].append(FrameTiming.from_dict(x))
+                f = FrameTiming.from_dict(x)
+                if remote:  # the edge's clock is another machine's: time each frame at this host
+                    f = FrameTiming(f.id, f.len, f.send_ns, f.answer_ns or f.done_ns, f.answer_ns or f.done_ns,
+                                    f.answer_ns)  # fmt: skip
+                flows[d].append(f)
                 with lock:
                     count[0] += 1
                     if progress:
@@ -298,7 +308,7 @@ class FleetRun:
                          "devices": [asdict(x) for x in self.measured]},
             "files": {"pcap": str(self.result.artifacts.pcap), "result": str(self.result.artifacts.result)},
             "error": self.result.error,
-            "notes": self.notes,
+            "notes": self.notes + self.result.notes,
         }  # fmt: skip
 
 
@@ -314,7 +324,7 @@ def analyse(sc: FleetScenario, res: Result) -> FleetRun:
         fr = [FrameTiming.from_dict(x) for x in flows.get(d, [])]
         fp = res.prediction.flow(d)
         wire = None
-        if fr and res.capture is not None:
+        if fr and res.capture is not None and not sc.cfg.to:  # real hosts: one address, flows not apart
             pred = fp.compare_input()
             pred["frames"] = pred["frames"][: len(fr)]
             try:
@@ -365,15 +375,35 @@ def prepare(cfg: FleetConfig) -> list[Prepared]:
 def fleet(
     cfg: FleetConfig, progress: Progress | None = None, prepared: list[Prepared] | None = None
 ) -> FleetRun:
-    """Run one fleet (root)."""
+    """Run one fleet (root; with ``cfg.to``, root only to capture)."""
     from .netns import require_root
 
     check(cfg)
-    require_root()
+    if not cfg.to or cfg.capture_iface:
+        require_root()
     prepared = prepared or prepare(cfg)
     sc = FleetScenario(cfg, prepared)
     pcap = Path(cfg.pcap) if cfg.pcap else Path("captures") / f"fleet-{cfg.devices}.pcap"
-    res = run(sc, pcap, calibrate_link=False, progress=progress)
+    hosts = None
+    if cfg.to:
+        from .replay import parse_hostport
+        from .scenario import Hosts, check_serving
+
+        host, port = parse_hostport(cfg.to)
+        check_serving(host, port)
+        hosts = Hosts(host, port, cfg.capture_iface, sc.link, tuple(d for d, _ in sc.devices))
+    res = run(sc, pcap, calibrate_link=False, progress=progress, hosts=hosts)
+    if cfg.to:
+        res.notes.append(
+            "between real hosts: no shaping and no namespaces (the model's rates are --uplink and --edge-link as "
+            "given); frames are timed from their send to the edge's answer back at this host"
+            + (
+                ""
+                if cfg.capture_iface
+                else "; no capture (give --capture-iface as root): application timings only"
+            )
+        )
+        res.save()
     return analyse(sc, res)
 
 
@@ -387,7 +417,8 @@ def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list
         raise PktcharError(f"--sweep 1..{upto} is more devices than this machine runs ({MAX_DEVICES})")
     from .netns import require_root
 
-    require_root()
+    if not cfg.to or cfg.capture_iface:
+        require_root()
     base = Path(cfg.pcap) if cfg.pcap else Path("captures") / "fleet.pcap"
     prepared = prepare(FleetConfig([GroupSpec(**{**asdict(cfg.groups[0]), "count": 1})], cfg.edge_link,
                                    frames=cfg.frames))  # fmt: skip
@@ -395,7 +426,8 @@ def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list
     for n in range(1, upto + 1):
         g = GroupSpec(**{**asdict(cfg.groups[0]), "count": n})
         c = FleetConfig([g], cfg.edge_link, cfg.stagger, cfg.frames, cfg.latency,
-                        base.with_name(f"{base.stem}-n{n}{base.suffix or '.pcap'}"))  # fmt: skip
+                        base.with_name(f"{base.stem}-n{n}{base.suffix or '.pcap'}"), to=cfg.to,
+                        capture_iface=cfg.capture_iface)  # fmt: skip
         p = [Prepared(g, prepared[0].sizes, prepared[0].data, prepared[0].source, prepared[0].split,
                       prepared[0].uplink_bps)]  # fmt: skip
         runs.append(fleet(c, progress, p))

@@ -460,7 +460,9 @@ class Hosts:
     netem = False
     bridge_ns = None
 
-    def __init__(self, host: str, port: int, iface: str | None, link: Link) -> None:
+    def __init__(
+        self, host: str, port: int, iface: str | None, link: Link, devices: tuple[str, ...] = ("dev",)
+    ) -> None:
         import socket
 
         from .netns import Endpoint, new_run_id
@@ -479,10 +481,9 @@ class Hosts:
         finally:
             probe.close()
         self.port, self.link, self.run_id = port, link, new_run_id()
-        self.eps = {
-            "dev": Endpoint("dev", "", local_ip, iface or ""),
-            "edge": Endpoint("edge", "", remote_ip, ""),
-        }
+        self.eps = {d: Endpoint(d, "", local_ip, iface or "") for d in devices}
+        self.eps["edge"] = Endpoint("edge", "", remote_ip, "")
+        self.devices = devices
         self.settings: dict[str, Any] = {"remote": f"{remote_ip}:{port}", "capture_iface": iface}
 
     def __enter__(self) -> Hosts:
@@ -492,7 +493,7 @@ class Hosts:
         return None
 
     def popen(self, ep: str, cmd: list[str], **kw: Any) -> subprocess.Popen[str]:
-        if ep != "dev":
+        if ep not in self.devices:
             raise TestbedError(
                 "only the device runs on this host; the edge is `pktchar serve` on the other one"
             )
@@ -648,7 +649,8 @@ def run(
     edge (``pktchar serve``): no namespaces, no shaping, a capture only on ``hosts``' interface."""
     on = [scenario.capture_on] if isinstance(scenario.capture_on, str) else list(scenario.capture_on)
     if hosts is not None:  # real hosts: capture only on this host's named interface, if any
-        on = ["dev"] if hosts.eps["dev"].ifname else []
+        first = hosts.devices[0]
+        on = [first] if hosts.eps[first].ifname else []
     if hosts is None or on:
         require_root()
     artifacts = Artifacts(Path(pcap), tuple(on[1:]))
