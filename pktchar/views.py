@@ -631,10 +631,11 @@ def run_output(r: Result) -> Output:
 # Incremental model upload
 
 
-def _err(measured: float | None, predicted: float | None) -> str:
+def _err(measured: float | None, predicted: float | None, digits: int = 1) -> str:
+    """Measured against predicted as a signed percentage ('' when either is missing)."""
     if measured is None or not predicted:
         return ""
-    return f"{measured / predicted - 1:+.1%}"
+    return f"{measured / predicted - 1:+.{digits}%}"
 
 
 def partitions_table(rep: UploadReport) -> Table:
@@ -921,12 +922,6 @@ def upload_differences(rep: UploadReport) -> list[str]:
 # Data-parallel training sync
 
 
-def _pct(measured: float | None, predicted: float | None) -> str:
-    if measured is None or not predicted:
-        return ""
-    return f"{measured / predicted - 1:+.2%}"
-
-
 def _s(v: float | None, digits: int = 3) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
@@ -959,8 +954,8 @@ def train_steps_table(rep: Any) -> Table:
     rows = []
     for r in rep.steps:
         rows.append({"step": r.step, "pay_m": r.payload_measured, "pay_p": r.payload_predicted,
-                     "pay_e": _pct(r.payload_measured, r.payload_predicted), "eth_m": r.sent_measured,
-                     "eth_p": r.sent_predicted, "eth_e": _pct(r.sent_measured, r.sent_predicted),
+                     "pay_e": _err(r.payload_measured, r.payload_predicted, 2), "eth_m": r.sent_measured,
+                     "eth_p": r.sent_predicted, "eth_e": _err(r.sent_measured, r.sent_predicted, 2),
                      "fwd": _s(r.fwd_s), "bwd": _s(r.bwd_s), "ar": _s(r.allreduce_s), "step_s": _s(r.step_s)})  # fmt: skip
     cols = (
         Column("step", "step", "int"),
@@ -990,13 +985,13 @@ def train_timing_table(rep: Any) -> Table:
         {"q": "all-reduce at the link rate, predicted (s)", "v": _s(t["allreduce_s"]), "e": ""},
         {"q": "all-reduce at the calibrated rate, predicted (s)", "v": _s(t.get("allreduce_calibrated_s")), "e": ""},
         {"q": "all-reduce span, measured (s)", "v": _s(t.get("allreduce_measured_s")),
-         "e": _pct(t.get("allreduce_measured_s"), t["allreduce_s"])},
+         "e": _err(t.get("allreduce_measured_s"), t["allreduce_s"], 2)},
         {"q": "step, predicted, nothing hidden (s)", "v": _s(t["step_predicted_no_overlap_s"]),
-         "e": _pct(meas, t["step_predicted_no_overlap_s"])},
+         "e": _err(meas, t["step_predicted_no_overlap_s"], 2)},
         {"q": "step, predicted, all but the last bucket hidden (s)", "v": _s(t["step_predicted_overlap_s"]),
-         "e": _pct(meas, t["step_predicted_overlap_s"])},
+         "e": _err(meas, t["step_predicted_overlap_s"], 2)},
         {"q": "step, predicted at the calibrated rate (s)", "v": _s(t.get("step_predicted_calibrated_s")),
-         "e": _pct(meas, t.get("step_predicted_calibrated_s"))},
+         "e": _err(meas, t.get("step_predicted_calibrated_s"), 2)},
         {"q": "step, measured (s)", "v": _s(meas), "e": ""},
         {"q": "all-reduce hidden behind backward, measured (s)", "v": _s(t.get("hidden_s")), "e": ""},
         {"q": "share of the all-reduce hidden", "v": f"{t['hidden_fraction']:.0%}" if t.get("hidden_fraction")
@@ -1021,8 +1016,8 @@ def train_workers_table(reps: list[Any]) -> Table:
         )
         rows.append({"n": r.config.workers, "var": var, "grad": r.plan.grad_bytes,
                      "pay_m": w.get("payload"), "pay_p": w.get("payload_predicted"),
-                     "pay_e": _pct(w.get("payload"), w.get("payload_predicted")), "eth_m": w.get("sent"),
-                     "eth_p": w.get("sent_predicted"), "eth_e": _pct(w.get("sent"), w.get("sent_predicted")),
+                     "pay_e": _err(w.get("payload"), w.get("payload_predicted"), 2), "eth_m": w.get("sent"),
+                     "eth_p": w.get("sent_predicted"), "eth_e": _err(w.get("sent"), w.get("sent_predicted"), 2),
                      "comp": _s(t["compute_s"]), "pred": _s(t["step_predicted_no_overlap_s"]),
                      "meas": _s(t.get("step_measured_s")), "hid": f"{t['hidden_fraction']:.0%}"
                      if t.get("hidden_fraction") is not None else "—", "err": r.error or ""})  # fmt: skip
@@ -1067,10 +1062,10 @@ def train_lines(rep: Any) -> list[str]:
     if rep.construction:
         c = rep.construction
         out.append(f"construction (initial state broadcast and shape check), w0 sent {c['sent_payload']:,} B payload; "
-                   f"predicted {c['predicted_payload']:,} B ({_pct(c['sent_payload'], c['predicted_payload'])})")  # fmt: skip
+                   f"predicted {c['predicted_payload']:,} B ({_err(c['sent_payload'], c['predicted_payload'], 2)})")  # fmt: skip
     for w in rep.per_worker:
         out.append(f"{w['worker']}: {w['payload']:,.0f} B payload a steady step (predicted {w['payload_predicted']:,}, "
-                   f"{_pct(w['payload'], w['payload_predicted'])}), {w['acks_sent']:.0f} pure ACKs "
+                   f"{_err(w['payload'], w['payload_predicted'], 2)}), {w['acks_sent']:.0f} pure ACKs "
                    f"({w['ack_bytes_sent']:,.0f} B) and {w['retransmitted']:,.0f} B retransmitted a step beside")  # fmt: skip
     for e, c in rep.captures.items():
         out.append(f"capture {e}: {c['captured']:,} packets, {'complete' if c['complete'] else 'INCOMPLETE'}")
