@@ -214,6 +214,14 @@ def _pace(t0: int, i: int, fps: float | None) -> None:
             time.sleep(wait / 1e9)
 
 
+def _emit_answer(ans: bytearray, length: int, sent: int) -> None:
+    """One JSON line for a frame the edge answered: its send time, the edge's first and last byte, and
+    when the answer was back here."""
+    back = now()
+    fid, first, done = ANSWER.unpack(ans)
+    emit({"id": fid, "len": length, "send_ns": sent, "first_ns": first, "done_ns": done, "answer_ns": back})
+
+
 def send_tcp(
     host: str,
     port: int,
@@ -250,18 +258,7 @@ def send_tcp(
         except (OSError, ConnectionError) as e:
             emit({"error": f"peer lost during frame {i}: {e}", "frame": i})
             return 4
-        back = now()
-        fid, first, done = ANSWER.unpack(ans)
-        emit(
-            {
-                "id": fid,
-                "len": len(payload),
-                "send_ns": sent,
-                "first_ns": first,
-                "done_ns": done,
-                "answer_ns": back,
-            }
-        )
+        _emit_answer(ans, len(payload), sent)
     sock.close()
     return 0
 
@@ -301,19 +298,8 @@ def send_udp(
         except OSError as e:
             emit({"error": f"peer lost during frame {i}: {e}", "frame": i})
             return 4
-        back = now()
         if n == ANSWER.size:
-            fid, first, done = ANSWER.unpack(ans)
-            emit(
-                {
-                    "id": fid,
-                    "len": len(payload),
-                    "send_ns": sent,
-                    "first_ns": first,
-                    "done_ns": done,
-                    "answer_ns": back,
-                }
-            )
+            _emit_answer(ans, len(payload), sent)
     return 0
 
 
