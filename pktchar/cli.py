@@ -685,7 +685,7 @@ def replay_cmd(
         model=model, split=split, res=res, dtype=dtype, compression=compression, coder=coder,
         measure_res=measure_res, weights=str(weights) if weights else None, images=str(images) if images else None,
         link=parse_rate(link), downlink=parse_rate(downlink) if downlink else None,
-        delay=parse_duration(delay) if delay else None, loss=loss, mtu=mtu, proto=proto.value, fps=fps,
+        delay=parse_duration(delay, "delay") if delay else None, loss=loss, mtu=mtu, proto=proto.value, fps=fps,
         frames=frames, pcap=pcap, port=port, calibrate=calibrate, capture=capture.value, snaplen=snaplen,
         to=to, capture_iface=capture_iface,
     )  # fmt: skip

@@ -123,22 +123,22 @@ def parse_rate(text: str | float) -> float:
     return value
 
 
-def parse_duration(text: str | float) -> float:
-    """``15ms`` -> 0.015 (seconds); a bare number is seconds; it must be positive."""
+def parse_duration(text: str | float, what: str = "latency") -> float:
+    """``15ms`` -> 0.015 (seconds); it must be positive. A number without a unit is an error that names
+    the units (``15`` could be seconds or milliseconds); a Python ``float`` is taken as seconds."""
     if isinstance(text, int | float):
         value = float(text)
     else:
-        v, u = _split(text, "latency", f"a number and a time unit, {DURATION_EXAMPLES}")
+        v, u = _split(text, what, f"a number and a time unit, {DURATION_EXAMPLES}")
+        if v <= 0:  # before the unit: "0" is a zero duration, not a missing unit
+            raise PktcharError(f"a {what} must be positive, got {text!r} ({DURATION_EXAMPLES})")
         key = u.lower() if u != "µs" else u
-        if key == "":
-            key = "s"
-        if v > 0 and key not in _TIME_UNITS:
-            raise PktcharError(
-                f"unknown time unit {u!r} in {text!r}: use s, ms, us, ns ({DURATION_EXAMPLES})"
-            )
-        value = v * _TIME_UNITS.get(key, 1.0)
+        if key not in _TIME_UNITS:
+            said = f"{what} {text!r} has no unit" if not u else f"unknown time unit {u!r} in {text!r}"
+            raise PktcharError(f"{said}: use s, ms, us, ns ({DURATION_EXAMPLES})")
+        value = v * _TIME_UNITS[key]
     if value <= 0:
-        raise PktcharError(f"a latency must be positive, got {text!r} ({DURATION_EXAMPLES})")
+        raise PktcharError(f"a {what} must be positive, got {text!r} ({DURATION_EXAMPLES})")
     return value
 
 

@@ -917,6 +917,7 @@ def upload_differences(rep: UploadReport) -> list[str]:
         f"wherever a query gets faster, from unit times measured here (device {rep.plan.device_cpu}); the paper used "
         f"IONN's choice on an Odroid XU4 client and a GPU server (IONN's convex hull would cut {len(rep.plan.hull)} here)."
     )
+    return out
 
 
 # Data-parallel training sync

@@ -132,13 +132,14 @@ def test_units():
     assert parse_bytes("1.5MiB") == 1_572_864
     assert parse_bytes("1000") == 1000
     assert parse_rate("100mbit") == 100e6 and parse_rate("1Gbit/s") == 1e9 and parse_rate("80Mbps") == 80e6
-    assert parse_duration("15ms") == pytest.approx(0.015) and parse_duration("2") == 2.0
+    assert parse_duration("15ms") == pytest.approx(0.015) and parse_duration("2s") == 2.0
     for f, bad in (
         (parse_bytes, "10furlongs"),
         (parse_rate, "5 parsecs"),
         (parse_duration, "3 fortnights"),
         (parse_rate, "0mbit"),
         (parse_duration, "abc"),
+        (parse_duration, "15"),  # a bare number: seconds or milliseconds? (issue 16, item 6)
     ):
         with pytest.raises(PktcharError):
             f(bad)
