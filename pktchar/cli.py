@@ -50,6 +50,12 @@ def friendly(fn: F) -> F:
             raise typer.Exit(0) from None
         except typer.Exit:
             raise
+        except OSError as e:
+            if e.filename is None:  # not about a file: a defect, reported below as an internal error
+                if os.environ.get("PKTCHAR_DEBUG"):
+                    raise
+                _fail(f"internal error: {type(e).__name__}: {e} (set PKTCHAR_DEBUG=1 for the traceback)", 1)
+            _fail(f"cannot use {e.filename}: {e.strerror or e}")
         except Exception as e:  # last resort: still one line, with a way to see more
             if os.environ.get("PKTCHAR_DEBUG"):
                 raise
@@ -85,7 +91,9 @@ def _emit(text: str, out: Path | None) -> None:
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+        from .views import wrote_line
+
+        print(f"pktchar: {wrote_line(out)}", file=sys.stderr)
 
 
 class TableFmt(str, Enum):
@@ -246,18 +254,67 @@ def _present(output: Any, fmt: str, out: Path | None = None) -> None:
 
 @contextlib.contextmanager
 def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """A progress bar on stderr for live runs: yields ``progress(done, total)``."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    """Progress of a live run on stderr: yields ``progress(done, total)``. On a terminal, a progress bar
+    whose description is the run's current phase (:mod:`pktchar.phases`); elsewhere (a pipe, a log file,
+    CI) one line a phase and one every 10 s of progress, each with the seconds since the start."""
+    import logging
+    import time
 
-    cols = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*cols, console=_err_console(), transient=True) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, n: bar.update(task, completed=done, total=n)
+    from .phases import LOGGER
+
+    log = logging.getLogger(LOGGER)
+    start = time.monotonic()
+
+    class Shown(logging.Handler):
+        def __init__(self, show: Callable[[str], None]) -> None:
+            super().__init__(logging.INFO)
+            self.show = show
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.show(record.getMessage())
+
+    def line(text: str) -> None:
+        print(f"pktchar: [{time.monotonic() - start:.0f} s] {text}", file=sys.stderr, flush=True)
+
+    level, propagate = log.level, log.propagate
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        cols = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+        )
+        with Progress(*cols, console=_err_console(), transient=True) as bar:
+            task = bar.add_task(description, total=None)
+            handler: logging.Handler = Shown(lambda text: bar.update(task, description=text))
+            log.addHandler(handler)
+            try:
+                yield lambda done, n: bar.update(task, completed=done, total=n)
+            finally:
+                log.removeHandler(handler)
+                log.setLevel(level)
+                log.propagate = propagate
+        return
+    said = {"at": 0.0}
+
+    def progress(done: int, n: int) -> None:
+        now = time.monotonic()
+        if done >= n or now - said["at"] >= 10:
+            said["at"] = now
+            line(f"{description} {done}/{n}")
+
+    handler = Shown(line)
+    log.addHandler(handler)
+    try:
+        yield progress
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
 
 
 def _live_end(
@@ -277,13 +334,26 @@ def _live_end(
     else:
         for o in outputs:
             _present(o, "table")
-    lines = [f"wrote {p}" for p in files] + ([f"wrote {wrote_report}/report.md, report.tex, report.json and figures/"]
-                                             if wrote_report else [])  # fmt: skip
+    lines = [views.wrote_line(p) for p in files] + (views.folder_lines(wrote_report) if wrote_report else [])
     for line in lines:
         print(f"pktchar: {line}", file=sys.stderr)
     if errors:
         print(f"pktchar: error: {errors[0]} (measurements kept in the result files)", file=sys.stderr)
         raise typer.Exit(3)
+
+
+def _writable_folder(path: Path | None, flag: str) -> None:
+    """Create ``path`` (a folder the command will write) now, before any work, or fail with one line."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise PktcharError(f"{flag} {path}: a file of that name exists (give a folder)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise PktcharError(f"{flag} {path}: cannot create the folder: {e.strerror or e}") from e
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PktcharError(f"{flag} {path}: the folder is not writable")
 
 
 def _command_line(name: str) -> str:
@@ -361,23 +431,31 @@ def profile_cmd(
     import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
 
     from . import views
-    from .codec import Coding
+    from .codec import Coding, check_coder
+    from .dtypes import check_dtype
     from .profiler import profile
     from .qos import requirements
     from .radio import DEFAULT_RADIO, carrier
     from .units import parse_rate
 
+    # each option on its own first (issue: a missing budget hid a bad --compression or --split), then
+    # the options together
     lat, fps = _budget(latency, fps)
     link_bps = parse_rate(link) if link else None
     via = carrier(radio, link_bps, direction, DEFAULT_RADIO)
     transport = _transport(proto, mtu, ipv6, app_header)
+    Coding(dtype=check_dtype(dtype), compression=compression)  # checks --compression's range
+    if coder is not None:
+        check_coder(coder)
+        if compression is not None:
+            raise PktcharError("use either --compression (a ratio) or --coder (measured), not both")
+    p = profile(model, res, dtype=dtype, batch=batch, in_channels=in_channels, num_classes=num_classes,
+                weights=str(weights) if weights else None)  # fmt: skip
+    chosen = p.split(split) if split else None
     if split and lat is None and fps is None:
         raise PktcharError("--split needs a budget: --fps 30 and/or --latency 10ms")
     if not split and (link or radio or reliability is not None):
         _warn("--link, --radio and --reliability describe a flow: they need --split (ignored)")
-    p = profile(model, res, dtype=dtype, batch=batch, in_channels=in_channels, num_classes=num_classes,
-                weights=str(weights) if weights else None)  # fmt: skip
-    chosen = p.split(split) if split else None
     measured = _measure_all([model], coder, p.dtype, measure_res, weights, images, num_classes).get(model)
     coding = Coding(dtype=p.dtype, compression=compression, measured=measured)
     if chosen is not None:
@@ -568,6 +646,7 @@ def report_cmd(
     )
     if target.exists() and any(target.iterdir()) and not force:
         raise PktcharError(f"{target} exists and is not empty: choose another --out or pass --force")
+    _writable_folder(target, "--out")
     splits: str | dict[str, str] | None = split
     if split and "=" in split:
         pairs = [x.split("=", 1) for x in split.split(",") if x.strip()]
@@ -591,8 +670,11 @@ def report_cmd(
         carrier=via,
         reliability=reliability,
     )
-    paths = write(data, target, force=force)
-    print(f"wrote {paths['md']}, {paths['tex']}, {paths['json']} and figures/ in {target}", file=sys.stderr)
+    write(data, target, force=force)
+    from .views import folder_lines
+
+    for line in folder_lines(target):
+        print(f"pktchar: {line}", file=sys.stderr)
 
 
 testbed_app = typer.Typer(help="Manage the namespace testbed.", no_args_is_help=True)
@@ -648,7 +730,7 @@ def replay_cmd(
     pcap: Annotated[
         Path | None, typer.Option("--pcap", help="Capture file (default captures/<model>-...pcap)")
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="Edge TCP/UDP port")] = 5201,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Edge TCP/UDP port")] = 5201,
     calibrate: Annotated[
         bool,
         typer.Option("--calibrate/--no-calibrate", help="Time a bulk transfer first: the link's real rate"),
@@ -659,7 +741,11 @@ def replay_cmd(
     ] = CaptureBackend.tcpdump,
     snaplen: Annotated[
         int | None,
-        typer.Option("--snaplen", min=64, help="Bytes kept of each packet (default: whole packets)"),
+        typer.Option(
+            "--snaplen",
+            min=64,
+            help="Bytes kept of each packet (default 162: every header, not the payload; 262144: whole packets)",
+        ),
     ] = None,
     to: Annotated[
         str | None,
@@ -681,6 +767,8 @@ def replay_cmd(
     from .testbed.replay import ReplayConfig, replay
     from .units import parse_duration, parse_rate
 
+    _writable_folder(report, "--report")
+    _writable_folder(pcap.parent if pcap else None, "--pcap")
     cfg = ReplayConfig(
         model=model, split=split, res=res, dtype=dtype, compression=compression, coder=coder,
         measure_res=measure_res, weights=str(weights) if weights else None, images=str(images) if images else None,
@@ -782,6 +870,8 @@ def upload_cmd(
     from .units import parse_rate
 
     names = _model_list(models)
+    _writable_folder(report, "--report")
+    _writable_folder(pcap.parent if pcap else None, "--pcap")
     cfgs = [UploadConfig(model=m, link=parse_rate(link), create=create.value, partitions=partitions,
                          queries_after=queries_after, device_cpu=device_cpu, res=res,
                          pcap=(pcap.with_name(f"{pcap.stem}-{m}{pcap.suffix}") if len(names) > 1 else pcap) if pcap
@@ -855,6 +945,8 @@ def fleet_cmd(
     from .testbed.fleetrun import sweep as run_sweep
     from .units import parse_duration, parse_rate
 
+    _writable_folder(report, "--report")
+    _writable_folder(pcap.parent if pcap else None, "--pcap")
     lat = parse_duration(latency) if latency else None
     edge = parse_rate(edge_link)
     if scenario is not None:
@@ -903,7 +995,7 @@ def fleet_cmd(
 @app.command("serve")
 @friendly
 def serve_cmd(
-    port: Annotated[int, typer.Option("--port", "-p", help="TCP port to listen on")] = 5201,
+    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535, help="TCP port to listen on")] = 5201,
     bind: Annotated[str, typer.Option("--bind", help="Address to listen on")] = "0.0.0.0",
     once: Annotated[bool, typer.Option("--once", help="Stop after one replay's last frame")] = False,
 ) -> None:
@@ -951,19 +1043,25 @@ def compare_cmd(
     from . import views
     from .testbed.scenario import compare_capture
 
+    if out is not None and out.exists() and out.is_dir() and any(out.iterdir()) and not force:
+        raise PktcharError(f"{out} exists and is not empty: choose another --out or pass --force")
+    _writable_folder(out, "--out")
     c = compare_capture(pcap, prediction, partial=partial)
     if out is not None:
         from .run_report import write_comparison
 
         write_comparison(c, out, force=force)
-        print(f"wrote {out}/report.md, report.tex, report.json and figures/", file=sys.stderr)
+        for line in views.folder_lines(out):
+            print(f"pktchar: {line}", file=sys.stderr)
     _present(views.compare_output(c), fmt.value)
 
 
 @app.command("wireshark-dissector")
 @friendly
 def wireshark_dissector_cmd(
-    port: Annotated[int, typer.Option("--port", help="Default replay port (a Wireshark preference)")] = 5201,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Default replay port (a Wireshark preference)")
+    ] = 5201,
 ) -> None:
     """Print a Wireshark Lua dissector for pktchar's framing (use: tshark -X lua_script:pktchar.lua)."""
     from .testbed.dissector import lua_dissector
@@ -1016,7 +1114,9 @@ def train_sync_cmd(
     what_if: Annotated[
         bool, typer.Option("--what-if", help="Also run a frozen backbone and fp16 gradients at two workers")
     ] = False,
-    port: Annotated[int, typer.Option("--port", help="Rendezvous (TCPStore) port on w0")] = 29500,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Rendezvous (TCPStore) port on w0")
+    ] = 29500,
     pcap: Annotated[Path | None, typer.Option("--pcap", help="Capture file (w0; w1.. get -w1 etc.)")] = None,
     calibrate: Annotated[
         bool, typer.Option("--calibrate/--no-calibrate", help="Time a bulk transfer w0 -> w1 first")
@@ -1043,6 +1143,8 @@ def train_sync_cmd(
                       steps=steps, freeze=freeze_backbone, bucket_mb=bucket_mb, hook=hook.value,
                       data=str(data) if data else None, pcap=pcap, port=port, calibrate=calibrate)  # fmt: skip
     counts = parse_workers(workers)
+    _writable_folder(report, "--report")
+    _writable_folder(pcap.parent if pcap else None, "--pcap")
     with _bar("DDP steps") as progress:
         reps = train_runs(cfg, counts, what_if, progress=progress)
     if report is not None:
@@ -1057,11 +1159,26 @@ def train_sync_cmd(
 
 
 def main() -> None:
+    """The console script. Usage errors (an unknown option, a value out of range) are one line too,
+    naming the command's --help, instead of typer's framed box."""
     try:
-        app()
+        rc = app(standalone_mode=False)
     except KeyboardInterrupt:
         print("pktchar: interrupted", file=sys.stderr)
         sys.exit(130)
+    except typer.Abort:
+        print("pktchar: aborted", file=sys.stderr)
+        sys.exit(1)
+    except typer.TyperException as e:  # typer's usage errors (click's UsageError family)
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `pktchar` or `pktchar testbed`: the help
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(0)
+        ctx = getattr(e, "ctx", None)
+        where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        msg = " ".join(e.format_message().split())
+        print(f"pktchar: error: {msg}{where}", file=sys.stderr)
+        sys.exit(getattr(e, "exit_code", 2))
+    sys.exit(rc if isinstance(rc, int) else 0)
 
 
 if __name__ == "__main__":

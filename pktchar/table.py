@@ -142,6 +142,13 @@ class PacketTable:
     cells: tuple[Cell, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
 
+    def unlike_paper(self) -> list[Cell]:
+        """The cells whose range (this run's coding) differs from the exact range under the paper's own
+        assumptions for that row: there the packet table and the paper comparison show different bytes."""
+        return [
+            c for c in self.cells if c.paper_exact is not None and c.paper_exact != (c.min_bytes, c.max_bytes)
+        ]
+
     def cell(self, model: str, res: str) -> Cell:
         for c in self.cells:
             if c.model == model and c.res == res:

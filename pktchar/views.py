@@ -190,7 +190,8 @@ def packet_grid(t: PacketTable) -> Table:
                 f"; carried by {first.carrier.name} ({first.carrier.source}), factor = its rate / needed"
             )
         caption += "; standardized 5QIs (TS 23.501 Table 5.7.4-1) that fit each end"
-    return Table("Packet characteristics of image classifiers", cols, rows, caption=caption)
+    return Table(f"Packet characteristics of image classifiers, this run's coding ({t.coding})", cols, rows,
+                 caption=caption)  # fmt: skip
 
 
 def _res_label(t: PacketTable, r: str) -> str:
@@ -268,7 +269,24 @@ def paper_comparison(t: PacketTable) -> Table | None:
         Column("paper_row", "paper's Table 1 row"),
         Column("comparison", "paper vs exact", "para"),
     )
-    return Table(f"{PAPER_NAME}, Table 1, against the exact ranges", cols, rows)
+    return Table(
+        f"{PAPER_NAME}, Table 1, against the exact ranges under the paper's own assumptions for each row "
+        "(fp32; uncompressed at 224x224, 10% compression at 8K and beyond), not this run's coding",
+        cols,
+        rows,
+    )
+
+
+def paper_lines(t: PacketTable) -> list[str]:
+    """Why the two tables' bytes differ, where they do (both are exact, under different codings)."""
+    unlike = t.unlike_paper()
+    if not unlike:
+        return []
+    rows = ", ".join(f"{c.model} at {c.res}" for c in unlike)
+    return [
+        f"note: the packet table uses this run's coding ({t.coding}); the comparison with the paper uses the "
+        f"paper's assumptions for each row, so the two differ for {rows}"
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -508,9 +526,19 @@ def run_lines(r: Result) -> list[str]:
     return lines
 
 
+def wrote_line(path: Any) -> str:
+    """``wrote <file> (<size>)``: every file a command writes is named with its size."""
+    from pathlib import Path
+
+    from .units import human_bytes
+
+    p = Path(path)
+    return f"wrote {p} ({human_bytes(p.stat().st_size)})" if p.is_file() else f"wrote {p}"
+
+
 def files_lines(r: Result) -> list[str]:
-    """Every file a run wrote, and how to look at the capture again."""
-    out = [f"wrote {p}" for p in r.artifacts.written()]
+    """Every file a run wrote (with its size), and how to look at the capture again."""
+    out = [wrote_line(p) for p in r.artifacts.written()]
     if r.artifacts.pcap.exists():
         partial = " (the frames measured before the run stopped)" if r.error else ""
         out.append(f"compare again with: pktchar compare {r.artifacts.pcap}{partial}")
@@ -521,7 +549,7 @@ def folder_lines(folder: Any) -> list[str]:
     """``wrote <file>`` for every file in a report folder."""
     from pathlib import Path
 
-    return [f"wrote {p}" for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+    return [wrote_line(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()]
 
 
 def run_tables(r: Result) -> list[Table]:
@@ -614,7 +642,8 @@ def packet_table_output(pt: PacketTable) -> Output:
     """The packet-size table: the grid (and the paper's cells beside it); CSV gets one long table."""
     comparison = paper_comparison(pt)
     tables = [packet_grid(pt)] + ([comparison] if comparison else [])
-    return Output(tables, pt.to_dict(), per_format={"csv": [packet_long(pt)]})
+    lines = paper_lines(pt) if comparison else []
+    return Output(tables, pt.to_dict(), lines, per_format={"csv": [packet_long(pt)]})
 
 
 def compare_output(c: Comparison) -> Output:

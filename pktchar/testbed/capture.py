@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..wire import ETH_HEADER, IP_HEADER
 from .netns import TestbedError, Topology
 
 
@@ -83,14 +84,21 @@ def wait_line(proc: subprocess.Popen[str], stream: Any, want: str, timeout: floa
 
 BACKENDS = ("tcpdump", "scapy")
 WHOLE_PACKETS = 262144  # tcpdump's default snap length: every packet whole
+# The default: every header the analysis reads and the first bytes of every application message, not the
+# payload (compare and the scenarios count bytes from the IP header's length, never from the snap length):
+# Ethernet 14 + IPv6 40 + the longest TCP header 60 + gloo's 48 B preamble (longer than pktchar's 24 B frame
+# header) = 162 B. A run's captures are then about a tenth of whole packets (a 1,514 B frame is kept as
+# 162 B + a 16 B record header), so a checkout does not grow by hundreds of MB unasked.
+HEADERS = ETH_HEADER + IP_HEADER[6] + 60 + 48
 
 
 class Capture:
     """A capture on endpoint ``ep``'s interface, inside its namespace, with its completeness checked.
 
     ``backend``: ``tcpdump`` (libpcap, the default) or ``scapy`` (scapy's AsyncSniffer on its libpcap
-    backend, :mod:`pktchar.testbed.sniff`). Both write a classic pcap of whole packets by default
-    (``snaplen`` 262,144 B) through a 128 MiB kernel buffer in libpcap's buffered mode (packets are
+    backend, :mod:`pktchar.testbed.sniff`). Both write a classic pcap of every packet's first
+    ``snaplen`` bytes (:data:`HEADERS` by default: every header, not the payload; ``WHOLE_PACKETS`` keeps
+    all) through a 128 MiB kernel buffer in libpcap's buffered mode (packets are
     handed over in blocks, at the latest every 50 ms for scapy and 1 s for tcpdump, instead of one
     wake-up a packet). :meth:`stop` returns :class:`CaptureStats`: libpcap's own counters (what tcpdump
     prints; for scapy ``pcap_stats`` read in the sniffer), the interface's rx+tx packet counters over
@@ -102,7 +110,7 @@ class Capture:
         ep: str,
         path: Path,
         backend: str = "tcpdump",
-        snaplen: int = WHOLE_PACKETS,
+        snaplen: int = HEADERS,
         buffer_kib: int = 131072,
         immediate: bool = False,
     ) -> None:

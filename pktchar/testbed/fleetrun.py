@@ -23,6 +23,7 @@ import tomllib
 from ..errors import PktcharError
 from ..fleet import FleetPrediction, Group, aggregate_goodput, jain, percentile, predict
 from ..packets import Transport
+from ..phases import phase
 from .capture import wait_line
 from .netns import Link, Topology
 from .scenario import (
@@ -430,6 +431,7 @@ def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list
                         capture_iface=cfg.capture_iface)  # fmt: skip
         p = [Prepared(g, prepared[0].sizes, prepared[0].data, prepared[0].source, prepared[0].split,
                       prepared[0].uplink_bps)]  # fmt: skip
+        phase(f"fleet: {n} of {upto} device{'s' if n > 1 else ''}")
         runs.append(fleet(c, progress, p))
         if runs[-1].result.error:
             break

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from ..errors import PktcharError
 from ..packets import Transport, packetize
+from ..phases import phase
 from .capture import Capture, CaptureStats, wait_line
 from .netns import Link, TestbedError, Topology, require_root
 
@@ -655,7 +656,12 @@ def run(
         require_root()
     artifacts = Artifacts(Path(pcap), tuple(on[1:]))
     artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
+    phase(f"{scenario.name}: preparing the payloads")
     source = scenario.prepare()
+    phase(
+        f"{scenario.name}: "
+        + ("reaching the edge host" if hosts is not None else "creating namespaces and links")
+    )
     interrupted = False
     calibration: Calibration | None = None
     stats: dict[str, CaptureStats] = {}
@@ -677,9 +683,15 @@ def run(
         caps: list[Capture] = []
         try:
             if calibrate_link and scenario.calibration:
+                phase(f"{scenario.name}: calibrating the link (a bulk transfer)")
                 calibration = calibrate(topo, *scenario.calibration, scenario.link, work)
+            phase(f"{scenario.name}: predicting")
             prediction = scenario.predict(topo, calibration)
             prediction.save(artifacts.prediction)
+            phase(
+                f"{scenario.name}: starting the endpoints"
+                + (f" and capturing on {', '.join(on)}" if on else "")
+            )
             scenario.start(topo, work)
             for ep in on:
                 caps.append(
@@ -692,6 +704,7 @@ def run(
                     )
                 )
                 caps[-1].start()
+            phase(f"{scenario.name}: sending")
             scenario.traffic(topo, work, outcome, progress)
         except KeyboardInterrupt:
             interrupted, outcome.error = True, "interrupted"
@@ -724,6 +737,11 @@ def run(
         interrupted,
         extra=outcome.extra,
         captures=stats,
+    )
+    phase(
+        f"{scenario.name}: comparing the capture with the prediction"
+        if result.capture
+        else f"{scenario.name}: done"
     )
     _compare_into(result)
     result.save()

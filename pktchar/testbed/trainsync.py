@@ -47,6 +47,7 @@ from typing import Any
 
 from ..errors import PktcharError
 from ..packets import Transport
+from ..phases import phase as announce
 from ..wire import ETH_HEADER, IP_HEADER, TCP_HEADER, TCP_TIMESTAMPS
 from .netns import Link, Topology, require_root
 from .scenario import (
@@ -944,6 +945,8 @@ def train_runs(
         check(c)
     out = []
     for c in cfgs:
+        what = " (frozen backbone)" if c.freeze else f" ({c.hook} gradients)" if c.hook != "none" else ""
+        announce(f"train-sync: {c.workers} worker{'s' if c.workers > 1 else ''}{what}")
         rep = train_sync(c, progress)
         out.append(rep)
         if rep.error:

@@ -28,6 +28,7 @@ from typing import Any
 
 from ..errors import PktcharError
 from ..packets import Transport, packetize
+from ..phases import phase
 from .capture import wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
@@ -125,10 +126,13 @@ def prepare(cfg: UploadConfig, progress: Any = None) -> Plan:
         raise PktcharError(f"{cfg.model} needs about {need:.1f} GB for an upload run (weights on both sides and "
                            f"in flight); the limit is {cfg.max_memory_gb:g} GB")  # fmt: skip
     torch.set_num_threads(1)
+    phase(f"{cfg.model}: building the model and timing each unit on the edge")
     net = zoo.build(spec, device="cpu").eval()
     ch = P.chain(net, cfg.model)
     x = torch.randn(1, 3, res.height, res.width)
     edge_s, point_bytes = P.unit_times(ch, x)
+    if cfg.device_cpu:
+        phase(f"{cfg.model}: timing each unit on the device ({cfg.device_cpu:g} of a core)")
     device_s = _device_times(cfg, ch.units) if cfg.device_cpu else edge_s
     shapes: list[list[int]] = [list(x.shape)]
     with torch.no_grad():
@@ -150,6 +154,7 @@ def prepare(cfg: UploadConfig, progress: Any = None) -> Plan:
     else:
         cuts, algo = P.plan_named(ch, text.split(",")), "the named layers"
     ranges = P.ranges(cuts)
+    phase(f"{cfg.model}: packing {len(ranges)} partitions")
     blobs, sizes, params = [], [], []
     for i, (a, b) in enumerate(ranges):
         blob = P.pack(ch, a, b, {"index": i, "of": len(ranges), "input_shape": shapes[a]})
@@ -501,6 +506,7 @@ def upload(cfg: UploadConfig, progress: Progress | None = None) -> UploadReport:
     for mode in modes:
         pcap = base.with_name(f"{base.stem}-{mode}{base.suffix or '.pcap'}") if len(modes) > 1 else base
         sc = UploadScenario(cfg, plan, mode)
+        phase(f"{cfg.model}: {mode} creation")
         res = run(sc, pcap, calibrate_link=cfg.calibrate, progress=progress)
         out.modes.append(analyse(plan, res, cfg.link))
         if res.error:
