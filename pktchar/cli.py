@@ -644,9 +644,9 @@ def report_cmd(
         / f"{'-'.join(n.replace('/', '_').replace(':', '_') for n in names)}-"
         f"{'-'.join(r.label for r in ress)}"
     )
-    if target.exists() and any(target.iterdir()) and not force:
-        raise PktcharError(f"{target} exists and is not empty: choose another --out or pass --force")
     _writable_folder(target, "--out")
+    if any(target.iterdir()) and not force:
+        raise PktcharError(f"{target} exists and is not empty: choose another --out or pass --force")
     splits: str | dict[str, str] | None = split
     if split and "=" in split:
         pairs = [x.split("=", 1) for x in split.split(",") if x.strip()]
@@ -1043,9 +1043,9 @@ def compare_cmd(
     from . import views
     from .testbed.scenario import compare_capture
 
-    if out is not None and out.exists() and out.is_dir() and any(out.iterdir()) and not force:
-        raise PktcharError(f"{out} exists and is not empty: choose another --out or pass --force")
     _writable_folder(out, "--out")
+    if out is not None and any(out.iterdir()) and not force:
+        raise PktcharError(f"{out} exists and is not empty: choose another --out or pass --force")
     c = compare_capture(pcap, prediction, partial=partial)
     if out is not None:
         from .run_report import write_comparison
