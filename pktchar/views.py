@@ -510,8 +510,9 @@ def run_lines(r: Result) -> list[str]:
 
 def files_lines(r: Result) -> list[str]:
     """Every file a run wrote, and how to look at the capture again."""
-    out = [f"wrote {p}" for p in r.artifacts.written()]
-    if r.artifacts.pcap.exists():
+    written = r.artifacts.written()
+    out = [f"wrote {p}" for p in written]
+    if r.artifacts.pcap in written:
         partial = " (the frames measured before the run stopped)" if r.error else ""
         out.append(f"compare again with: pktchar compare {r.artifacts.pcap}{partial}")
     return out

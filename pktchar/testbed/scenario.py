@@ -58,6 +58,7 @@ class Artifacts:
 
     pcap: Path
     others: tuple[str, ...] = ()  # endpoints captured besides the first, each in its own pcap
+    capturing: bool = True  # False: no capture is made (real hosts without one); ``pcap`` only names the stem
 
     def capture(self, ep: str | None = None) -> Path:
         """The capture of endpoint ``ep`` (the first capture for None or the first endpoint)."""
@@ -73,10 +74,16 @@ class Artifacts:
     def result(self) -> Path:
         return self.pcap.with_suffix(".result.json")
 
+    def captures(self) -> list[Path]:
+        """The capture files this run makes (none when it captures nothing)."""
+        return [self.pcap, *(self.capture(e) for e in self.others)] if self.capturing else []
+
     def all(self) -> list[Path]:
-        return [self.pcap, *(self.capture(e) for e in self.others), self.prediction, self.result]
+        return [*self.captures(), self.prediction, self.result]
 
     def written(self) -> list[Path]:
+        """The files of this run that exist (a capture it did not make is not listed, even if a file of
+        that name is there from another run)."""
         return [p for p in self.all() if p.exists()]
 
 
@@ -382,12 +389,7 @@ class Result:
             "scenario": self.scenario,
             "config": self.config,
             "source": self.source,
-            "files": {
-                "pcap": str(self.artifacts.pcap),
-                "prediction": str(self.artifacts.prediction),
-                "result": str(self.artifacts.result),
-                **{f"pcap_{e}": str(self.artifacts.capture(e)) for e in self.artifacts.others},
-            },
+            "files": self.files(),
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "capture": {**asdict(self.capture), "complete": self.capture.complete} if self.capture else None,
             **(
@@ -403,6 +405,14 @@ class Result:
             "notes": self.notes,
             **({"extra": self.extra} if self.extra else {}),
         }
+
+    def files(self) -> dict[str, str]:
+        """The files of this run that exist, by role; the result file is the one being written."""
+        a = self.artifacts
+        named = {"pcap": a.pcap, "prediction": a.prediction, "result": a.result,
+                 **{f"pcap_{e}": a.capture(e) for e in a.others}}  # fmt: skip
+        made = {*a.captures(), a.prediction}
+        return {k: str(p) for k, p in named.items() if p == a.result or (p in made and p.exists())}
 
     def save(self) -> Path:
         self.artifacts.result.write_text(json.dumps(self.to_dict(), indent=2, default=str))
@@ -653,7 +663,7 @@ def run(
         on = [first] if hosts.eps[first].ifname else []
     if hosts is None or on:
         require_root()
-    artifacts = Artifacts(Path(pcap), tuple(on[1:]))
+    artifacts = Artifacts(Path(pcap), tuple(on[1:]), capturing=bool(on))
     artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
     source = scenario.prepare()
     interrupted = False
