@@ -38,6 +38,7 @@ PREDICTION_KIND = "pktchar-prediction"
 RESULT_KIND = "pktchar-result"
 SCHEMA_VERSION = 2
 CALIBRATION_PORT = 5200
+RTT_PROBES = 8  # empty frames a calibration between real hosts sends first: their median is the round trip
 Progress = Callable[[int, int], None]
 
 
@@ -302,7 +303,8 @@ def predict_frames(
 
 @dataclass(frozen=True)
 class Calibration:
-    """One bulk TCP transfer over the shaped uplink, timed at the receiver."""
+    """One bulk TCP transfer over the shaped uplink, timed at the receiver (between real hosts: at the
+    sender, to the edge's answer, less the round trip of an empty frame)."""
 
     bytes: int
     seconds: float
@@ -310,13 +312,19 @@ class Calibration:
     link_rate_measured_bps: float  # Ethernet frame bytes after the first packet / the time they took
     goodput_measured_bps: float
     goodput_predicted_bps: float
+    # between real hosts: the median round trip of an empty frame (send -> answer back), timed before the
+    # bulk frame and taken out of its time (``seconds`` keeps it); None between namespaces
+    rtt_s: float | None = None
 
     @property
     def goodput_error(self) -> float:
         return self.goodput_measured_bps / self.goodput_predicted_bps - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.rtt_s is None:
+            del d["rtt_s"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -540,11 +548,15 @@ def check_serving(host: str, port: int) -> None:
 
 def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Calibration:
     """One bulk TCP frame (a quarter second at the rate, 256 kB to 32 MB) from ``src`` to ``dst``, timed
-    from the send call to its last byte at the receiver (CLOCK_MONOTONIC, shared by the namespaces)."""
+    from the send call to its last byte at the receiver (CLOCK_MONOTONIC, shared by the namespaces). Between
+    real hosts (the edge's clock is another machine's) from the send call to the edge's answer back at the
+    sender, less the median round trip of :data:`RTT_PROBES` empty frames sent first."""
     size = int(min(32e6, max(256e3, link.uplink / 8 * 0.25)))
     (work / "calib.bin").write_bytes(os.urandom(min(size, 1 << 20)))
-    (work / "calib.json").write_text(json.dumps([size]))
     remote = getattr(topo, "remote", False)  # a real edge: `pktchar serve` answers calibration frames too
+    # between real hosts a frame is timed to its answer back here: empty frames first give the round trip
+    probes = RTT_PROBES if remote else 0
+    (work / "calib.json").write_text(json.dumps([0] * probes + [size]))
     port = topo.port if remote else CALIBRATION_PORT  # type: ignore[attr-defined]
     recv = None
     if not remote:
@@ -597,15 +609,24 @@ def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Cal
     # timed from the send call to the last byte in: everything beyond the bucket's credit went at the rate
     # (timing from the first byte in overstates the rate on a loaded machine, where the receiver wakes late)
     span = (r["done_ns"] - r["send_ns"]) / 1e9
+    rtt = None
+    if remote:  # the edge's clock is another machine's: timed to the answer back here, less a round trip
+        import statistics
+
+        span = (r["answer_ns"] - r["send_ns"]) / 1e9
+        rtt = statistics.median([(x["answer_ns"] - x["send_ns"]) / 1e9 for x in lines[:-1]])
+        rtt = min(rtt, span / 2)  # a round trip beyond half the bulk frame's time is noise, not the path
+    moving = span - (rtt or 0.0)
     moved = max(1, pk.frame_bytes - link.bucket)
     app = size + t.app_header
     return Calibration(
         bytes=size,
         seconds=span,
         link_rate_set_bps=link.uplink,
-        link_rate_measured_bps=moved * 8 / span,
-        goodput_measured_bps=app * 8 / span,
+        link_rate_measured_bps=moved * 8 / moving,
+        goodput_measured_bps=app * 8 / moving,
         goodput_predicted_bps=app * 8 / (moved * 8 / link.uplink),
+        rtt_s=rtt,
     )
 
 
