@@ -357,6 +357,85 @@ class FrameTiming:
         )
 
 
+@dataclass(frozen=True)
+class AppFrame:
+    """One frame timed at the sender: from its send call to the edge's answer back here, against the round
+    trip and the time its bytes (payload and frame header) take at the path rate."""
+
+    id: int
+    payload: int
+    measured_s: float
+    predicted_s: float
+
+    @property
+    def error(self) -> float:
+        return self.measured_s / self.predicted_s - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "error": self.error}
+
+
+@dataclass(frozen=True)
+class AppTiming:
+    """Frames between real hosts, where nothing shapes the path, judged at the application: each frame's
+    time from its send call to the edge's answer back at the sender (the edge's clock is another
+    machine's) against ``rtt_s + (payload + app_header) x 8 / rate_bps``. With a calibration (``basis``
+    "calibrated") ``rate_bps`` is the goodput its bulk frame carried over the path and ``rtt_s`` the round
+    trip of its empty frames; without one (``basis`` "link") ``rate_bps`` is ``--link`` as given, a rate
+    nothing enforces, and ``rtt_s`` is 0."""
+
+    basis: str  # "calibrated" | "link"
+    rate_bps: float
+    rtt_s: float  # the round trip of an empty frame, measured in calibration (0 without one)
+    link_bps: float  # --link: what the user said; not enforced between real hosts
+    app_header: int
+    frames: tuple[AppFrame, ...]
+
+    @classmethod
+    def of(
+        cls, frames: list[FrameTiming], app_header: int, link_bps: float, calibration: Calibration | None
+    ) -> AppTiming:
+        basis, rate = ("calibrated", calibration.goodput_measured_bps) if calibration else ("link", link_bps)
+        rtt = (calibration.rtt_s or 0.0) if calibration else 0.0
+        timed = tuple(
+            AppFrame(
+                f.id,
+                f.len,
+                ((f.answer_ns or f.done_ns) - f.send_ns) / 1e9,
+                rtt + (f.len + app_header) * 8 / rate,
+            )
+            for f in frames
+        )
+        return cls(basis, rate, rtt, link_bps, app_header, timed)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean, p50 and max of the measured and the predicted frame times, and the errors between them."""
+        import statistics
+
+        out: dict[str, dict[str, float]] = {}
+        if not self.frames:
+            return out
+        for name, fn in (("mean", statistics.fmean), ("p50", statistics.median), ("max", max)):
+            m, p = fn([f.measured_s for f in self.frames]), fn([f.predicted_s for f in self.frames])
+            out[name] = {"measured_s": m, "predicted_s": p, "error": m / p - 1}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "timed": "send call -> the edge's answer back at the sender",
+            "basis": self.basis,
+            "rate_bps": self.rate_bps,
+            "rtt_s": self.rtt_s,
+            "predicted": "rtt_s + (payload + app_header) x 8 / rate_bps",
+            "link_bps": self.link_bps,
+            "link_enforced": False,
+            "app_header": self.app_header,
+            "count": len(self.frames),
+            "summary": self.summary(),
+            "frames": [f.to_dict() for f in self.frames],
+        }
+
+
 @dataclass
 class Outcome:
     """What a scenario's traffic measured, and why it stopped early if it did."""
@@ -385,6 +464,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     captures: dict[str, CaptureStats] = field(default_factory=dict)  # every captured endpoint's, in order
+    application: AppTiming | None = None  # frames timed at the sender against a path rate (real hosts)
 
     @property
     def pcap(self) -> Path:
@@ -412,6 +492,7 @@ class Result:
             "interrupted": self.interrupted,
             "notes": self.notes,
             **({"extra": self.extra} if self.extra else {}),
+            **({"application": self.application.to_dict()} if self.application is not None else {}),
         }
 
     def files(self) -> dict[str, str]:
