@@ -515,11 +515,75 @@ def capture_line(s: CaptureStats, pcap: object) -> str:
     return line + (f" ({s.note})" if not s.complete and s.note else "")
 
 
+def path_calibration_line(c: Calibration) -> str:
+    """The calibration between real hosts: what the path carried; no link model applies (nothing shapes it)."""
+    from .units import human_duration, human_rate
+
+    rtt = f", less the {human_duration(c.rtt_s)} round trip of an empty frame" if c.rtt_s else ""
+    return (
+        f"calibration: {c.bytes:,} B in {human_duration(c.seconds)} (send -> the edge's answer back here{rtt}): "
+        f"the path carried {human_rate(c.goodput_measured_bps, 4)} of goodput (nothing shapes it; --link "
+        f"{human_rate(c.link_rate_set_bps)} not enforced)"
+    )
+
+
+def app_timing_line(r: Result) -> str:
+    """What the application table times and the rate its predictions use."""
+    from .units import human_duration, human_rate
+
+    a = r.application
+    assert a is not None
+    rate = human_rate(a.rate_bps, 4)
+    what = f"{len(a.frames)} timed from the send call to the edge's answer back here; predicted as"
+    if a.basis == "calibrated":
+        return (
+            f"frames: {what} the round trip ({human_duration(a.rtt_s)}) + (payload + {a.app_header} B header) "
+            f"x 8 / the goodput the path carried in calibration ({rate})"
+        )
+    return (
+        f"frames: {what} (payload + {a.app_header} B header) x 8 / --link {rate} as given, which nothing on this "
+        "path enforces (no calibration, no round trip measured)"
+    )
+
+
+def app_timing_tables(r: Result) -> list[Table]:
+    """A remote run's frames at the application: the summary (count, mean, p50, max), then every frame."""
+    a = r.application
+    if a is None or not a.frames:
+        return []
+    cols = (
+        Column("frame", "frame"),
+        Column("payload", "payload", "int"),
+        Column("measured_ms", "measured (ms)", "float"),
+        Column("predicted_ms", "predicted (ms)", "float"),
+        Column("error", "error"),
+    )
+    summary = [{"frame": k, "measured_ms": v["measured_s"] * 1000,
+                "predicted_ms": v["predicted_s"] * 1000, "error": _err(v["measured_s"], v["predicted_s"], 2)}
+               for k, v in a.summary().items()]  # fmt: skip
+    frames = [{"frame": str(f.id), "payload": f.payload, "measured_ms": f.measured_s * 1000,
+               "predicted_ms": f.predicted_s * 1000, "error": _err(f.measured_s, f.predicted_s, 2)}
+              for f in a.frames]  # fmt: skip
+    what = "send -> the edge's answer back here"
+    return [
+        Table(
+            f"{len(a.frames)} frames at the application ({what})",
+            (Column("frame", "of the frames"), *cols[2:]),
+            summary,
+        ),
+        Table(f"Frames at the application ({what})", cols, frames),
+    ]
+
+
 def run_lines(r: Result) -> list[str]:
     """What a run says besides its tables: payloads, calibration, capture, notes."""
     lines = [f"payload: {r.source}"] if r.source else []
-    if r.calibration:
+    if r.calibration and r.config.get("to"):  # real hosts: no link model applies
+        lines.append(path_calibration_line(r.calibration))
+    elif r.calibration:
         lines.append(calibration_line(r.calibration))
+    if r.application is not None and r.application.frames:
+        lines.append(app_timing_line(r))
     if r.capture:
         lines.append(capture_line(r.capture, r.pcap))
     lines += [f"note: {n}" for n in r.notes]
@@ -538,8 +602,9 @@ def wrote_line(path: Any) -> str:
 
 def files_lines(r: Result) -> list[str]:
     """Every file a run wrote (with its size), and how to look at the capture again."""
-    out = [wrote_line(p) for p in r.artifacts.written()]
-    if r.artifacts.pcap.exists():
+    written = r.artifacts.written()
+    out = [wrote_line(p) for p in written]
+    if r.artifacts.pcap in written:
         partial = " (the frames measured before the run stopped)" if r.error else ""
         out.append(f"compare again with: pktchar compare {r.artifacts.pcap}{partial}")
     return out
@@ -562,9 +627,12 @@ def run_extra(r: Result) -> dict[str, object]:
     """The run facts a compare report lists beside its tables."""
     out: dict[str, object] = {"payload": r.source}
     if r.calibration:
-        out["calibration"] = calibration_line(r.calibration).removeprefix("calibration: ")
+        line = path_calibration_line if r.config.get("to") else calibration_line
+        out["calibration"] = line(r.calibration).removeprefix("calibration: ")
     if r.capture:
         out["capture"] = capture_line(r.capture, r.pcap).removeprefix("capture: ")
+    if r.application is not None and r.application.frames:
+        out["application"] = app_timing_line(r).removeprefix("frames: ")
     return out
 
 
@@ -653,7 +721,12 @@ def compare_output(c: Comparison) -> Output:
 
 
 def run_output(r: Result) -> Output:
-    return Output(run_tables(r), r.to_dict(), run_lines(r))
+    """A run; between real hosts also its frames at the application (the terminal gets their summary)."""
+    app = app_timing_tables(r)
+    tables = run_tables(r) + app
+    return Output(
+        tables, r.to_dict(), run_lines(r), per_format={"table": run_tables(r) + app[:1]} if app else {}
+    )
 
 
 # ----------------------------------------------------------------------------------------------

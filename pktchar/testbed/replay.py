@@ -20,6 +20,7 @@ from ..packets import Transport
 from .capture import wait_line
 from .netns import Link, Topology, require_root
 from .scenario import (
+    AppTiming,
     Calibration,
     FlowPrediction,
     FrameTiming,
@@ -201,7 +202,17 @@ class Replay:
             frames=predict_frames(self.sizes, self.transport, self.link, cal),
             calibrated_rate_bps=cal,
         )
-        return Prediction("replay", {**self.config(), "split": self.split_name}, (flow,))
+        notes: tuple[str, ...] = ()
+        if getattr(topo, "remote", False):
+            at = (f"the round trip of an empty frame ({calibration.rtt_s or 0:.6f} s) + (payload + "
+                  f"{self.transport.app_header} B) x 8 / the goodput the calibration carried over the path "
+                  f"({calibration.goodput_measured_bps:.0f} bit/s)" if calibration
+                  else "rate_bps (--link as given; no calibration)")  # fmt: skip
+            notes = (
+                "between real hosts nothing shapes the path: rate_bps is --link as given, not enforced; each "
+                f"frame's time (send -> the edge's answer back at the sender) is judged at {at}",
+            )
+        return Prediction("replay", {**self.config(), "split": self.split_name}, (flow,), notes=notes)
 
     def start(self, topo: Topology, work: Path) -> None:
         (work / "payload.bin").write_bytes(self.data)
@@ -283,7 +294,7 @@ def parse_hostport(text: str) -> tuple[str, int]:
 
 
 def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress | None) -> Result:
-    from .scenario import Hosts, check_serving
+    from .scenario import Hosts, Interrupted, check_serving
 
     host, port = parse_hostport(cfg.to or "")
     cfg.port = port
@@ -297,16 +308,34 @@ def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress 
     check_serving(host, port)
     hosts = Hosts(host, port, cfg.capture_iface, sc.link)
     pcap = Path(cfg.pcap) if cfg.pcap else sc.default_pcap()
-    res = run(sc, pcap, calibrate_link=cfg.calibrate, capture=cfg.capture, snaplen=cfg.snaplen, progress=progress,
-              hosts=hosts)  # fmt: skip
+    stale = not cfg.capture_iface and pcap.exists()  # a capture of this name from another run
+    try:
+        res = run(sc, pcap, calibrate_link=cfg.calibrate, capture=cfg.capture, snaplen=cfg.snaplen,
+                  progress=progress, hosts=hosts)  # fmt: skip
+    except Interrupted as e:  # the frames measured before Ctrl-C are judged too
+        _judge_at_the_path(e.result, cfg, stale)
+        raise
+    _judge_at_the_path(res, cfg, stale)
+    return res
+
+
+def _judge_at_the_path(res: Result, cfg: ReplayConfig, stale: bool) -> None:
+    """Between real hosts nothing enforces ``--link``: time each frame at this host (send -> the edge's
+    answer back here) against the rate the calibration measured on the path (``--link`` without one)."""
+    from ..units import human_rate
+
+    flow = res.prediction.flow()
+    res.application = AppTiming.of(res.frames, flow.app_header, cfg.link, res.calibration)
     res.notes.append(
-        "between real hosts: no shaping (the rate in the prediction is --link, as given); the edge's clock is "
-        "another machine's, so a frame's time runs from its send to the edge's answer back at this host"
+        f"between real hosts nothing shapes the path: --link {human_rate(cfg.link)} is only what was given (the "
+        "prediction file's rate), not enforced; the edge's clock is another machine's, so a frame's time runs "
+        "from its send to the edge's answer back at this host"
         + (
             ""
             if cfg.capture_iface
             else "; no capture (give --capture-iface as root): application timings only"
         )
     )
+    if stale:
+        res.notes.append(f"{res.artifacts.pcap} is from another run: this one made no capture")
     res.save()
-    return res

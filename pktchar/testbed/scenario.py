@@ -39,6 +39,7 @@ PREDICTION_KIND = "pktchar-prediction"
 RESULT_KIND = "pktchar-result"
 SCHEMA_VERSION = 2
 CALIBRATION_PORT = 5200
+RTT_PROBES = 8  # empty frames a calibration between real hosts sends first: their median is the round trip
 Progress = Callable[[int, int], None]
 
 
@@ -59,6 +60,7 @@ class Artifacts:
 
     pcap: Path
     others: tuple[str, ...] = ()  # endpoints captured besides the first, each in its own pcap
+    capturing: bool = True  # False: no capture is made (real hosts without one); ``pcap`` only names the stem
 
     def capture(self, ep: str | None = None) -> Path:
         """The capture of endpoint ``ep`` (the first capture for None or the first endpoint)."""
@@ -74,10 +76,16 @@ class Artifacts:
     def result(self) -> Path:
         return self.pcap.with_suffix(".result.json")
 
+    def captures(self) -> list[Path]:
+        """The capture files this run makes (none when it captures nothing)."""
+        return [self.pcap, *(self.capture(e) for e in self.others)] if self.capturing else []
+
     def all(self) -> list[Path]:
-        return [self.pcap, *(self.capture(e) for e in self.others), self.prediction, self.result]
+        return [*self.captures(), self.prediction, self.result]
 
     def written(self) -> list[Path]:
+        """The files of this run that exist (a capture it did not make is not listed, even if a file of
+        that name is there from another run)."""
         return [p for p in self.all() if p.exists()]
 
 
@@ -296,7 +304,8 @@ def predict_frames(
 
 @dataclass(frozen=True)
 class Calibration:
-    """One bulk TCP transfer over the shaped uplink, timed at the receiver."""
+    """One bulk TCP transfer over the shaped uplink, timed at the receiver (between real hosts: at the
+    sender, to the edge's answer, less the round trip of an empty frame)."""
 
     bytes: int
     seconds: float
@@ -304,13 +313,19 @@ class Calibration:
     link_rate_measured_bps: float  # Ethernet frame bytes after the first packet / the time they took
     goodput_measured_bps: float
     goodput_predicted_bps: float
+    # between real hosts: the median round trip of an empty frame (send -> answer back), timed before the
+    # bulk frame and taken out of its time (``seconds`` keeps it); None between namespaces
+    rtt_s: float | None = None
 
     @property
     def goodput_error(self) -> float:
         return self.goodput_measured_bps / self.goodput_predicted_bps - 1
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if self.rtt_s is None:
+            del d["rtt_s"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -343,6 +358,85 @@ class FrameTiming:
         )
 
 
+@dataclass(frozen=True)
+class AppFrame:
+    """One frame timed at the sender: from its send call to the edge's answer back here, against the round
+    trip and the time its bytes (payload and frame header) take at the path rate."""
+
+    id: int
+    payload: int
+    measured_s: float
+    predicted_s: float
+
+    @property
+    def error(self) -> float:
+        return self.measured_s / self.predicted_s - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "error": self.error}
+
+
+@dataclass(frozen=True)
+class AppTiming:
+    """Frames between real hosts, where nothing shapes the path, judged at the application: each frame's
+    time from its send call to the edge's answer back at the sender (the edge's clock is another
+    machine's) against ``rtt_s + (payload + app_header) x 8 / rate_bps``. With a calibration (``basis``
+    "calibrated") ``rate_bps`` is the goodput its bulk frame carried over the path and ``rtt_s`` the round
+    trip of its empty frames; without one (``basis`` "link") ``rate_bps`` is ``--link`` as given, a rate
+    nothing enforces, and ``rtt_s`` is 0."""
+
+    basis: str  # "calibrated" | "link"
+    rate_bps: float
+    rtt_s: float  # the round trip of an empty frame, measured in calibration (0 without one)
+    link_bps: float  # --link: what the user said; not enforced between real hosts
+    app_header: int
+    frames: tuple[AppFrame, ...]
+
+    @classmethod
+    def of(
+        cls, frames: list[FrameTiming], app_header: int, link_bps: float, calibration: Calibration | None
+    ) -> AppTiming:
+        basis, rate = ("calibrated", calibration.goodput_measured_bps) if calibration else ("link", link_bps)
+        rtt = (calibration.rtt_s or 0.0) if calibration else 0.0
+        timed = tuple(
+            AppFrame(
+                f.id,
+                f.len,
+                ((f.answer_ns or f.done_ns) - f.send_ns) / 1e9,
+                rtt + (f.len + app_header) * 8 / rate,
+            )
+            for f in frames
+        )
+        return cls(basis, rate, rtt, link_bps, app_header, timed)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """Mean, p50 and max of the measured and the predicted frame times, and the errors between them."""
+        import statistics
+
+        out: dict[str, dict[str, float]] = {}
+        if not self.frames:
+            return out
+        for name, fn in (("mean", statistics.fmean), ("p50", statistics.median), ("max", max)):
+            m, p = fn([f.measured_s for f in self.frames]), fn([f.predicted_s for f in self.frames])
+            out[name] = {"measured_s": m, "predicted_s": p, "error": m / p - 1}
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "timed": "send call -> the edge's answer back at the sender",
+            "basis": self.basis,
+            "rate_bps": self.rate_bps,
+            "rtt_s": self.rtt_s,
+            "predicted": "rtt_s + (payload + app_header) x 8 / rate_bps",
+            "link_bps": self.link_bps,
+            "link_enforced": False,
+            "app_header": self.app_header,
+            "count": len(self.frames),
+            "summary": self.summary(),
+            "frames": [f.to_dict() for f in self.frames],
+        }
+
+
 @dataclass
 class Outcome:
     """What a scenario's traffic measured, and why it stopped early if it did."""
@@ -371,6 +465,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     captures: dict[str, CaptureStats] = field(default_factory=dict)  # every captured endpoint's, in order
+    application: AppTiming | None = None  # frames timed at the sender against a path rate (real hosts)
 
     @property
     def pcap(self) -> Path:
@@ -383,12 +478,7 @@ class Result:
             "scenario": self.scenario,
             "config": self.config,
             "source": self.source,
-            "files": {
-                "pcap": str(self.artifacts.pcap),
-                "prediction": str(self.artifacts.prediction),
-                "result": str(self.artifacts.result),
-                **{f"pcap_{e}": str(self.artifacts.capture(e)) for e in self.artifacts.others},
-            },
+            "files": self.files(),
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "capture": {**asdict(self.capture), "complete": self.capture.complete} if self.capture else None,
             **(
@@ -403,7 +493,16 @@ class Result:
             "interrupted": self.interrupted,
             "notes": self.notes,
             **({"extra": self.extra} if self.extra else {}),
+            **({"application": self.application.to_dict()} if self.application is not None else {}),
         }
+
+    def files(self) -> dict[str, str]:
+        """The files of this run that exist, by role; the result file is the one being written."""
+        a = self.artifacts
+        named = {"pcap": a.pcap, "prediction": a.prediction, "result": a.result,
+                 **{f"pcap_{e}": a.capture(e) for e in a.others}}  # fmt: skip
+        made = {*a.captures(), a.prediction}
+        return {k: str(p) for k, p in named.items() if p == a.result or (p in made and p.exists())}
 
     def save(self) -> Path:
         self.artifacts.result.write_text(json.dumps(self.to_dict(), indent=2, default=str))
@@ -531,11 +630,15 @@ def check_serving(host: str, port: int) -> None:
 
 def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Calibration:
     """One bulk TCP frame (a quarter second at the rate, 256 kB to 32 MB) from ``src`` to ``dst``, timed
-    from the send call to its last byte at the receiver (CLOCK_MONOTONIC, shared by the namespaces)."""
+    from the send call to its last byte at the receiver (CLOCK_MONOTONIC, shared by the namespaces). Between
+    real hosts (the edge's clock is another machine's) from the send call to the edge's answer back at the
+    sender, less the median round trip of :data:`RTT_PROBES` empty frames sent first."""
     size = int(min(32e6, max(256e3, link.uplink / 8 * 0.25)))
     (work / "calib.bin").write_bytes(os.urandom(min(size, 1 << 20)))
-    (work / "calib.json").write_text(json.dumps([size]))
     remote = getattr(topo, "remote", False)  # a real edge: `pktchar serve` answers calibration frames too
+    # between real hosts a frame is timed to its answer back here: empty frames first give the round trip
+    probes = RTT_PROBES if remote else 0
+    (work / "calib.json").write_text(json.dumps([0] * probes + [size]))
     port = topo.port if remote else CALIBRATION_PORT  # type: ignore[attr-defined]
     recv = None
     if not remote:
@@ -588,15 +691,24 @@ def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Cal
     # timed from the send call to the last byte in: everything beyond the bucket's credit went at the rate
     # (timing from the first byte in overstates the rate on a loaded machine, where the receiver wakes late)
     span = (r["done_ns"] - r["send_ns"]) / 1e9
+    rtt = None
+    if remote:  # the edge's clock is another machine's: timed to the answer back here, less a round trip
+        import statistics
+
+        span = (r["answer_ns"] - r["send_ns"]) / 1e9
+        rtt = statistics.median([(x["answer_ns"] - x["send_ns"]) / 1e9 for x in lines[:-1]])
+        rtt = min(rtt, span / 2)  # a round trip beyond half the bulk frame's time is noise, not the path
+    moving = span - (rtt or 0.0)
     moved = max(1, pk.frame_bytes - link.bucket)
     app = size + t.app_header
     return Calibration(
         bytes=size,
         seconds=span,
         link_rate_set_bps=link.uplink,
-        link_rate_measured_bps=moved * 8 / span,
-        goodput_measured_bps=app * 8 / span,
+        link_rate_measured_bps=moved * 8 / moving,
+        goodput_measured_bps=app * 8 / moving,
         goodput_predicted_bps=app * 8 / (moved * 8 / link.uplink),
+        rtt_s=rtt,
     )
 
 
@@ -654,7 +766,7 @@ def run(
         on = [first] if hosts.eps[first].ifname else []
     if hosts is None or on:
         require_root()
-    artifacts = Artifacts(Path(pcap), tuple(on[1:]))
+    artifacts = Artifacts(Path(pcap), tuple(on[1:]), capturing=bool(on))
     artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
     phase(f"{scenario.name}: preparing the payloads")
     source = scenario.prepare()
