@@ -829,10 +829,10 @@ def train_local(cfg: TrainConfig, plan: Plan) -> TrainReport:
                        ["one worker: run locally without a network (nothing to synchronise), compute only"])  # fmt: skip
 
 
-def train_sync(cfg: TrainConfig, progress: Progress | None = None) -> TrainReport:
-    """Check, plan, run (N namespaces, or locally for one worker) and compare."""
+def train_sync(cfg: TrainConfig, progress: Progress | None = None, plan: Plan | None = None) -> TrainReport:
+    """Check, plan (unless ``plan`` is given), run (N namespaces, or locally for one worker) and compare."""
     check(cfg)
-    plan = prepare(cfg)
+    plan = plan or prepare(cfg)
     if cfg.workers == 1:
         return train_local(cfg, plan)
     require_root()
@@ -943,11 +943,12 @@ def train_runs(
             cfgs.append(replace(cfg, workers=2, pcap=pcap, **kw))  # type: ignore[arg-type]
     for c in cfgs:
         check(c)
+    plans = [prepare(c) for c in cfgs]  # a model that cannot train fails here, before any run
     out = []
-    for c in cfgs:
+    for c, plan in zip(cfgs, plans, strict=True):
         what = " (frozen backbone)" if c.freeze else f" ({c.hook} gradients)" if c.hook != "none" else ""
         announce(f"train-sync: {c.workers} worker{'s' if c.workers > 1 else ''}{what}")
-        rep = train_sync(c, progress)
+        rep = train_sync(c, progress, plan)
         out.append(rep)
         if rep.error:
             break
