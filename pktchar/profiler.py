@@ -39,14 +39,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
-from torch.utils.flop_counter import flop_registry
 
 from . import zoo
 from .dtypes import DTYPE_BITS, check_dtype, nbytes, payload_bytes
 from .errors import ModelRejectsInput, PktcharError
 from .resolution import Resolution, parse_resolution
+from .torch_compat import FLOP_FORMULAS, TorchDispatchMode, overload_packet, tree_flatten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -546,17 +544,17 @@ class _MacCounter(TorchDispatchMode):
         kwargs = kwargs or {}
         if func in _SIZE_QUERIES:
             return NotImplemented
-        packet = func._overloadpacket
+        packet = overload_packet(func)
         # Ops without a formula may decompose into ops with one (e.g. attention into bmm). Only
         # matmul-like families can hold MACs; decomposing the rest (batch_norm, ...) costs time for nothing.
-        if packet not in flop_registry and _MAY_HOLD_MACS.search(packet.__name__):
+        if packet not in FLOP_FORMULAS and _MAY_HOLD_MACS.search(packet.__name__):
             with self:
                 r = func.decompose(*args, **kwargs)
             if r is not NotImplemented:
                 return r
         out = func(*args, **kwargs)
-        if packet in flop_registry:
-            self.t.add_flops(flop_registry[packet](*args, **kwargs, out_val=out))
+        if packet in FLOP_FORMULAS:
+            self.t.add_flops(FLOP_FORMULAS[packet](*args, **kwargs, out_val=out))
         return out
 
 

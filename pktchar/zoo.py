@@ -31,9 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
-from torch.utils._device import _device_constructors
 
 from .errors import PktcharError, UnknownModelError, did_you_mean
+from .torch_compat import DEVICE_CONSTRUCTORS, clear_forward_hooks, weights_top1
 
 Factory = Callable[..., nn.Module]
 
@@ -107,7 +107,7 @@ def _tv_native(name: str) -> tuple[int, str]:
     if name in _BUILT_RES:  # the weights made for the resolution a weightless build has
         w = next((x for x in enum if _crop(x) == _BUILT_RES[name]), w)
     res = _BUILT_RES.get(name, _crop(w))
-    top1 = w.meta.get("_metrics", {}).get("ImageNet-1K", {}).get("acc@1")
+    top1 = weights_top1(w)
     desc = f"{_family(name)}, ImageNet-1K; torchvision {w.name} weights"
     if top1 is not None:
         desc += f": top-1 {top1:.1f} % at {res}x{res}"
@@ -351,7 +351,7 @@ class _MetaBuild(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-_CONSTRUCTORS = frozenset(_device_constructors())
+_CONSTRUCTORS = DEVICE_CONSTRUCTORS
 # what modules allocate parameters and buffers with
 _STORAGE = frozenset({torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full})
 
@@ -378,8 +378,7 @@ def meta_copy(model: nn.Module) -> nn.Module:
         memo[id(b)] = torch.empty_like(b, device="meta")
     clone = copy.deepcopy(model, memo)
     for m in clone.modules():  # hooks the caller registered stay on the caller's model only
-        m._forward_hooks.clear()
-        m._forward_pre_hooks.clear()
+        clear_forward_hooks(m)
     return clone.eval()
 
 

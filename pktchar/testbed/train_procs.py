@@ -212,7 +212,9 @@ def _run(args: argparse.Namespace) -> int:
         t0, t1, t2, t3 = step(ddp)
         emit({"event": "step", "rank": args.rank, "step": k, "t0": t0, "t_fwd": t1, "t_bwd": t2, "t_end": t3})
         time.sleep(args.gap)  # a quiet gap: the capture splits into steps at these
-    log = ddp._get_ddp_logging_data()
+    from ..torch_compat import ddp_logging_data
+
+    log = ddp_logging_data(ddp)
     emit({"event": "done", "rank": args.rank, "bucket_sizes": str(log.get("bucket_sizes", "")),
           "rebuilt_bucket_sizes": str(log.get("rebuilt_bucket_sizes", "")), "t": time.time()})  # fmt: skip
     dist.destroy_process_group()

@@ -16,9 +16,9 @@ gloo's allreduce.cc, broadcast.cc and transport/tcp/pair.cc):
 * every backward: the gradients of the trainable parameters, all-reduced in buckets. In torch 2.14 the
   first iteration has ONE bucket (without ``find_unused_parameters`` the initial limit is sys.maxsize);
   after it the buckets are rebuilt in gradient-ready order (reverse registration order for a chain),
-  the first closed at 1 MiB (``dist._DEFAULT_FIRST_BUCKET_BYTES``, only when ``bucket_cap_mb`` is left
-  at its default; otherwise the first bucket has the cap too), the rest at ``bucket_cap_mb`` (25 MiB); a
-  bucket closes once it reaches its limit. The rebuild costs two broadcasts of int32 indices (every
+  the first closed at 1 MiB (torch's default first bucket, ``torch_compat.DDP_FIRST_BUCKET_BYTES``, only
+  when ``bucket_cap_mb`` is left at its default; otherwise the first bucket has the cap too), the rest at
+  ``bucket_cap_mb`` (25 MiB); a bucket closes once it reaches its limit. The rebuild costs two broadcasts of int32 indices (every
   trainable parameter's + 1, then one a bucket) in the second forward;
 * gloo's ring all-reduce (allreduce.cc): numSegments = roundUp(max(ceil(bytes / 1 MiB), 2N), N)
   segments; N-1 rounds of reduce-scatter then N-1 of all-gather, each rank sending its segments to
@@ -65,7 +65,6 @@ GLOO_PREAMBLE = (
     48  # gloo/transport/tcp/pair.h, struct Op::preamble: nbytes, opcode, slot, offset, length, roffset
 )
 GLOO_MAX_SEGMENT = 1 << 20  # gloo/allreduce.h, kMaxSegmentSize
-FIRST_BUCKET = 1 << 20  # torch.distributed._DEFAULT_FIRST_BUCKET_BYTES
 MIB = 1 << 20  # DDP's bucket_cap_mb is in MiB (nn/parallel/distributed.py, _MB_TO_BYTES)
 DEFAULT_CAP_MB = 25
 BROADCAST_BUCKET = 250 * MIB  # DDP's broadcast_bucket_size
@@ -276,8 +275,11 @@ def make_plan(model: str, desc: dict[str, Any], cfg: TrainConfig, mtu: int = 150
                            "there is nothing to synchronise")  # fmt: skip
     elem = 2 if cfg.hook in ("fp16", "bf16") else 4
     grads = [p[1] * elem for p in train]
+    # torch is loaded by now (the parameter list came from a model built with it); this module is not
+    from ..torch_compat import DDP_FIRST_BUCKET_BYTES
+
     cap = int((cfg.bucket_mb if cfg.bucket_mb is not None else DEFAULT_CAP_MB) * MIB)
-    first = FIRST_BUCKET if cfg.bucket_mb is None else cap
+    first = DDP_FIRST_BUCKET_BYTES if cfg.bucket_mb is None else cap
     first_buckets = [sum(grads)]  # torch 2.14: one bucket for the first iteration
     rebuilt = buckets(list(reversed(grads)), [first, cap])
     buffer_b = coalesced([(b[1] * b[2], b[3]) for b in bufs], BROADCAST_BUCKET)
