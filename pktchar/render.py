@@ -175,6 +175,12 @@ def tex_escape(s: str, powers: bool = True) -> str:
     return "".join(out)
 
 
+def tex_command(s: str) -> str:
+    """A command line in typewriter type, as typed: every ``-`` kept apart (``-{}``), so ``--res`` never
+    becomes an en dash and survives a copy from the PDF."""
+    return r"\texttt{" + tex_escape(s, powers=False).replace("-", "-{}") + "}"
+
+
 # The page every report.tex typesets on (TEX_PREAMBLE): US letter, 8.5 in, less two 2 cm margins, in TeX
 # points (72.27 an inch). Tables are split into column groups that fit it.
 LINE_WIDTH_PT = 8.5 * 72.27 - 2 * 2 / 2.54 * 72.27

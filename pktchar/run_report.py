@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from . import figures, views
 from .errors import PktcharError
-from .render import TEX_PREAMBLE, Table, tex_escape, to_latex, to_markdown
+from .render import TEX_PREAMBLE, Table, tex_command, tex_escape, to_latex, to_markdown
 
 
 def write_folder(
@@ -57,7 +57,7 @@ def write_folder(
         r"\maketitle",
     ]
     if command:
-        tex.append(r"\noindent Made with: \texttt{" + tex_escape(command, powers=False) + "}\n")
+        tex.append(r"{\raggedright\noindent Made with: " + tex_command(command) + "\\par}\n")
     for heading, items in ([("", bullets)] if bullets else []) + list(sections):
         tex += ([rf"\section*{{{tex_escape(heading)}}}"] if heading else []) + [r"\begin{itemize}"]
         tex += [rf"\item {tex_escape(x.replace('**', ''))}" for x in items] + [r"\end{itemize}"]

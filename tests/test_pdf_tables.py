@@ -178,6 +178,31 @@ def test_table_numbers_follow_the_document(reports: dict[str, Path], kind: str) 
 
 @needs_tex
 @pytest.mark.parametrize("kind", ["report", "compare", "run"])
+def test_tables_stay_inside_the_text_block(reports: dict[str, Path], kind: str) -> None:
+    """Split rather than shrunk, yet nothing runs into the margin: every word of a table page (the setup
+    lines above the first table too) lies within the text block, 2 cm (56.9 pt) in from either edge of
+    the 612 pt wide page."""
+    margin, page_width = 2 / 2.54 * 72, 8.5 * 72  # PDF points, 72 an inch
+    for page in (p for p in _pages(reports[kind]) if _captions(p)):
+        x0, x1 = min(w[0] for w in page), max(w[2] for w in page)
+        assert x0 >= margin - 0.5 and x1 <= page_width - margin + 0.5, (kind, x0, x1)
+    if kind == "report":  # the flows table's 17 columns are all there
+        text = " ".join(w for p in _pages(reports[kind]) for *_, w in p)
+        for title in ("wire", "serialization", "5QIs", "PDB", "resource", "carried", "fps", "fits"):
+            assert title in text, title
+
+
+@needs_tex
+def test_commands_read_as_typed(reports: dict[str, Path]) -> None:
+    """The command a report was made with, copied from the PDF, is the command: "--" stays two hyphens."""
+    text = {k: " ".join(w for p in _pages(pdf) for *_, w in p) for k, pdf in reports.items()}
+    assert "--split features.30" in text["report"] and "--compression 0.1 --fps 30" in text["report"]
+    assert "pktchar fleet vgg16 --split classifier.0 --devices 8,45" in text["run"]
+    assert "\u2013" not in text["report"] + text["run"]  # an en dash
+
+
+@needs_tex
+@pytest.mark.parametrize("kind", ["report", "compare", "run"])
 def test_no_table_overfills_the_line(reports: dict[str, Path], kind: str) -> None:
     log = _tables_log(reports[kind].parent)
     assert "Overfull \\hbox" not in log and "Rerun LaTeX" not in log
