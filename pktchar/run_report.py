@@ -62,6 +62,7 @@ def write_folder(
         tex += ([rf"\section*{{{tex_escape(heading)}}}"] if heading else []) + [r"\begin{itemize}"]
         tex += [rf"\item {tex_escape(x.replace('**', ''))}" for x in items] + [r"\end{itemize}"]
     tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    tex += [r"\clearpage"] if tables and figs else []  # figures on pages of their own, as in pktchar report
     for stem, caption, _ in figs:
         tex += [
             r"\begin{figure}[H]",

@@ -142,8 +142,8 @@ def _captions(words: list[tuple[float, float, float, float, str]]) -> list[int]:
 @pytest.mark.parametrize("kind", ["report", "compare", "run"])
 def test_table_text_is_at_least_7pt(reports: dict[str, Path], kind: str) -> None:
     pages = _pages(reports[kind])
-    table_pages = [p for p in pages if _captions(p)]
-    assert table_pages
+    table_pages = [p for p in pages if _captions(p)]  # figures start on a page of their own
+    assert table_pages and not any("Figure" in (w for *_, w in p) for p in table_pages)
     for n, page in enumerate(table_pages):
         height, word = min((y1 - y0, w) for _, y0, _, y1, w in page)
         assert height >= SMALLEST_WORD, f"{kind}: table page {n + 1}: {word!r} is {height:.2f} pt tall"
