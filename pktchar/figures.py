@@ -185,23 +185,26 @@ def packet_sizes(title: str, packets: Packets) -> Figure:
 
 
 def packet_table_heatmap(t: PacketTable) -> Figure:
-    """log10 of the min and max payload of every model/resolution cell, annotated."""
+    """log10 of the min and max payload of every model/resolution cell, annotated; both panels share one
+    colour scale, the one colour bar drawn."""
     import numpy as np
+    from matplotlib.colors import Normalize
 
     models, ress = list(t.models), list(t.resolutions)
+    grids = {
+        which: np.array(
+            [[getattr(t.cell(m, r), f"{which}_bytes") for m in models] for r in ress], dtype=float
+        )
+        for which in ("min", "max")
+    }
+    top = max(g.max() for g in grids.values())
+    norm = Normalize(vmin=0, vmax=max(1.0, math.ceil(np.log10(max(top, 10)))))
     fig = Figure(figsize=(3.0 + 2.6 * len(models), 1.6 + 0.75 * len(ress)), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, which in zip(axes, ("min", "max"), strict=True):
-        grid = np.array(
-            [[getattr(t.cell(m, r), f"{which}_bytes") for m in models] for r in ress], dtype=float
-        )
-        im = ax.imshow(
-            np.log10(np.maximum(grid, 1)),
-            cmap="viridis",
-            aspect="auto",
-            vmin=0,
-            vmax=max(1.0, math.ceil(np.log10(max(grid.max(), 10)))),
-        )
+        grid = grids[which]
+        logs = np.log10(np.maximum(grid, 1))
+        im = ax.imshow(logs, cmap="viridis", aspect="auto", norm=norm)
         for i in range(len(ress)):
             for j in range(len(models)):
                 c = t.cell(models[j], ress[i])
@@ -212,7 +215,7 @@ def packet_table_heatmap(t: PacketTable) -> Figure:
                     ha="center",
                     va="center",
                     fontsize=7,
-                    color="white" if np.log10(max(grid[i, j], 1)) < 6 else "black",
+                    color="white" if norm(logs[i, j]) < 0.6 else "black",  # viridis is dark below 0.6
                 )
         ax.set_xticks(range(len(models)), models, fontsize=8)
         ax.set_yticks(range(len(ress)), ress, fontsize=8)
@@ -220,7 +223,7 @@ def packet_table_heatmap(t: PacketTable) -> Figure:
         ax.set_xlabel("model")
     axes[0].set_ylabel("input resolution")
     cb = fig.colorbar(im, ax=list(axes), shrink=0.9)
-    cb.set_label("log10(payload bytes)")
+    cb.set_label("log10(payload bytes), both panels")
     return fig
 
 

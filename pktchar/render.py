@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,74 +156,267 @@ _TEX_ESCAPE = {
     "^": r"\textasciicircum{}",
 }
 
+# A power of ten as :func:`pktchar.units.human_per` writes it for people: ``10^-3``, ``2.5 x 10^-4``.
+_POWER = re.compile(r"(?<![\d.])(?:(\d+(?:\.\d+)?) x )?10\^(-?\d+)")
 
-def tex_escape(s: str) -> str:
-    return "".join(_TEX_ESCAPE.get(ch, ch) for ch in s)
+
+def tex_escape(s: str, powers: bool = True) -> str:
+    """``s`` as LaTeX text: special characters escaped; with ``powers``, ``10^-3`` (and ``2.5 x 10^-4``)
+    typeset as a power of ten, ``$10^{-3}$``, instead of a literal caret."""
+    if not powers:
+        return "".join(_TEX_ESCAPE.get(ch, ch) for ch in s)
+    out, pos = [], 0
+    for m in _POWER.finditer(s):
+        out.append(tex_escape(s[pos : m.start()], powers=False))
+        head = rf"{m[1]}\times " if m[1] else ""
+        out.append(f"${head}10^{{{m[2]}}}$")
+        pos = m.end()
+    out.append(tex_escape(s[pos:], powers=False))
+    return "".join(out)
 
 
-def _tex_cell(col: Column, v: Any) -> str:
+def tex_command(s: str) -> str:
+    """A command line in typewriter type, as typed: every ``-`` kept apart (``-{}``), so ``--res`` never
+    becomes an en dash and survives a copy from the PDF."""
+    return r"\texttt{" + tex_escape(s, powers=False).replace("-", "-{}") + "}"
+
+
+# The page every report.tex typesets on (TEX_PREAMBLE): US letter, 8.5 in, less two 2 cm margins, in TeX
+# points (72.27 an inch). Tables are split into column groups that fit it.
+LINE_WIDTH_PT = 8.5 * 72.27 - 2 * 2 / 2.54 * 72.27
+TABLE_PT = 8.0  # tables are set in \footnotesize: 8 pt in a 10 pt document
+_TABLE_FONT = r"\footnotesize"
+_COLSEP_PT = 4.0  # \tabcolsep in tables, either side of every column
+_HEAD_LINES = 3  # a column title wraps onto at most this many lines
+_WRAP = 0.4  # in a table wider than the line, a text column wider than this share of it wraps at that width
+
+TEX_PREAMBLE = (
+    r"\documentclass[10pt]{article}",
+    r"\usepackage[T1]{fontenc}",
+    r"\usepackage{lmodern}",
+    r"\usepackage[utf8]{inputenc}",
+    r"\usepackage[letterpaper,margin=2cm]{geometry}",  # the page LINE_WIDTH_PT describes
+    r"\usepackage{booktabs,longtable,graphicx,float}",
+    # exponents (PER 10^-3) in 8 pt tables at 7 pt, where LaTeX's default script size would be 6 pt
+    r"\DeclareMathSizes{8}{8}{7}{5}",
+)
+
+# Advance widths of Computer Modern / Latin Modern roman at 10 pt, in em (cmr10.tfm; the space, | < > and _
+# as the T1 fonts set them); the 8 pt design is 6.3% wider throughout (cmr8.tfm: a 0.531 em against
+# 0.500), which _TEX_WIDE covers with 3.5% to spare.
+_EM = {
+    **dict.fromkeys("'`,.:;[]|!il", 0.278),
+    **dict.fromkeys("fj", 0.306),
+    **dict.fromkeys(" -", 0.333),
+    "I": 0.361,
+    **dict.fromkeys("()t", 0.389),
+    "r": 0.392,
+    "s": 0.394,
+    **dict.fromkeys("cez", 0.444),
+    "?": 0.472,
+    **dict.fromkeys('0123456789ago/*"_{}~$^', 0.5),
+    "J": 0.514,
+    **dict.fromkeys("kqvxy", 0.528),
+    **dict.fromkeys("bdhnpuS", 0.556),
+    "Z": 0.611,
+    "L": 0.625,
+    "F": 0.653,
+    **dict.fromkeys("EP", 0.681),
+    "B": 0.708,
+    **dict.fromkeys("wCT", 0.722),
+    "R": 0.736,
+    **dict.fromkeys("AHNUVXY", 0.75),
+    "D": 0.764,
+    **dict.fromkeys("KOQG+=<>&@\u00d7\u2212", 0.778),
+    **dict.fromkeys("m#%", 0.833),
+    "M": 0.917,
+    "W": 1.028,
+}
+_TEX_WIDE = 1.1
+
+
+def tex_width(text: str, pt: float = TABLE_PT) -> float:
+    """About how wide ``text`` sets in Latin Modern roman at ``pt`` points (a little over, never under)."""
+    return sum(_EM.get(ch, 0.6) for ch in text) * pt * _TEX_WIDE
+
+
+def _shape_tex(text: str) -> str:
+    return r"$\times$".join(tex_escape(x) for x in text.split("x"))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """How one column sets: its alignment, its title's lines, the width its cells wrap at (0: never)."""
+
+    align: str  # l | r
+    head: list[str]
+    wrap: float  # pt
+    width: float  # pt, the column's width without its \tabcolsep
+
+
+def _lines(words: list[str], width: float) -> list[str]:
+    out: list[str] = []
+    for w in words:
+        if out and tex_width(f"{out[-1]} {w}") <= width:
+            out[-1] = f"{out[-1]} {w}"
+        else:
+            out.append(w)
+    return out
+
+
+def _layout(col: Column, texts: list[str], line: float, paras: int, squeeze: int) -> _Layout:
+    """The column's layout: ``para`` columns wrap at their share of 55% of the line; with ``squeeze`` 1 its
+    title wraps to the width of its cells (at most _HEAD_LINES lines), with 2 a text column wider than
+    _WRAP of the line also wraps at that width."""
+    numeric = col.kind in ("bytes", "count", "int", "float", "rate")
+    data = max((tex_width(x) for t in texts for x in t.split("\n")), default=0.0)
+    wrap = 0.0
+    if col.kind == "para":
+        wrap = data = min(data, 0.55 * line / paras)
+    elif squeeze >= 2 and not numeric and data > _WRAP * line:
+        wrap = data = _WRAP * line
+    title = _title(col, False)
+    if not squeeze:
+        return _Layout("r" if numeric else "l", [title], wrap, max(data, tex_width(title)))
+    words = title.split()
+    width = max([data, *(tex_width(w) for w in words)])
+    head = _lines(words, width)
+    while len(head) > _HEAD_LINES:
+        width += 2
+        head = _lines(words, width)
+    width = max([width, *(tex_width(x) for x in head)])
+    return _Layout("r" if numeric else "l", head, wrap, width)
+
+
+def _groups(cols: Sequence[Column], widths: list[float], line: float) -> list[list[int]]:
+    """The columns of each table a wide table is split into: the key columns (the first, and the text
+    columns right after it) in every one, the others in as few contiguous runs as fit the line beside
+    them, as evenly wide as can be."""
+    widths = [w + 2 * _COLSEP_PT for w in widths]
+    if sum(widths) <= line:
+        return [list(range(len(cols)))]
+    keys = 1
+    while (
+        keys < min(3, len(cols) - 1)
+        and cols[keys].kind in ("text", "shape")
+        and sum(widths[: keys + 1]) <= 0.4 * line
+    ):
+        keys += 1
+    room = line - sum(widths[:keys])
+    rest = list(range(keys, len(cols)))
+    if not rest:  # one column, wider than the line on its own
+        return [list(range(len(cols)))]
+    runs = 1
+    used = 0.0
+    for i in rest:  # fewest runs, filled greedily
+        if used and used + widths[i] > room:
+            runs, used = runs + 1, 0.0
+        used += widths[i]
+    # the most even split into that many runs: the least widest run, by dynamic programming over cuts
+    n = len(rest)
+    pre = [0.0]
+    for i in rest:
+        pre.append(pre[-1] + widths[i])
+    best: dict[tuple[int, int], tuple[float, list[int]]] = {}
+
+    def split(start: int, k: int) -> tuple[float, list[int]]:
+        if k == 1:
+            return pre[n] - pre[start], [n]
+        if (start, k) not in best:
+            best[(start, k)] = min(
+                (max(pre[end] - pre[start], split(end, k - 1)[0]), [end, *split(end, k - 1)[1]])
+                for end in range(start + 1, n - k + 2)
+            )
+        return best[(start, k)]
+
+    cuts = [0, *split(0, min(runs, n))[1]]
+    return [list(range(keys)) + rest[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+
+
+def _tex_cell(col: Column, v: Any, wrap: float = 0.0, line: float = LINE_WIDTH_PT) -> str:
     text = cell_exact(col, v)
-    lines = [tex_escape(x) for x in text.split("\n")]
-    if col.kind == "shape":
-        lines = [x.replace("x", r"$\times$") for x in lines]
+    lines = [(_shape_tex if col.kind == "shape" else tex_escape)(x) for x in text.split("\n")]
+    if wrap:  # a paragraph as wide as the column, ragged right, top-aligned with its row
+        return rf"\parbox[t]{{{wrap / line:.3f}\linewidth}}{{\raggedright " + r"\\".join(lines) + "}"
     if len(lines) > 1:  # a cell of several lines, top-aligned with its row
         return r"\begin{tabular}[t]{@{}l@{}}" + r"\\".join(lines) + r"\end{tabular}"
     return lines[0]
 
 
-def to_latex(table: Table, label: str = "", longtable: bool | None = None, fit_width: bool = True) -> str:
-    """A booktabs table (a longtable when it has many rows); a wide one shrinks to the line width."""
-    cols = table.columns
+def _tex_head(lay: _Layout) -> str:
+    lines = [tex_escape(x) for x in lay.head]
+    if len(lines) == 1:
+        return lines[0]
+    return rf"\begin{{tabular}}[b]{{@{{}}{lay.align}@{{}}}}" + r"\\".join(lines) + r"\end{tabular}"
+
+
+def to_latex(
+    table: Table, label: str = "", longtable: bool | None = None, line: float = LINE_WIDTH_PT
+) -> str:
+    """A booktabs table in 8 pt type (a longtable when it has many rows) that fits a line ``line`` points
+    wide: column titles wrap, long text wraps, and a table still too wide is split into several, each
+    repeating the key columns, numbered as one ("part 1 of 2"). Never shrunk: every character stays 8 pt.
+    Floats are placed here ([H], the float package), so table numbers follow the document. Needs
+    booktabs, longtable and float."""
+    cols = list(table.columns)
+    texts = [[cell_exact(c, r.get(c.key)) for r in table.rows] for c in cols]
     paras = sum(c.kind == "para" for c in cols)
-    spec = "".join(
-        "r"
-        if c.kind in ("bytes", "count", "int", "float", "rate")
-        else f"p{{{0.55 / paras:.2f}\\linewidth}}"
-        if c.kind == "para"
-        else "l"
-        for c in cols
-    )
-    fit_width = fit_width and not paras  # wrapped columns already fit
-    head = " & ".join(tex_escape(_title(c, False)) for c in cols) + r" \\"
-    body = [" & ".join(_tex_cell(c, r.get(c.key)) for c in cols) + r" \\" for r in table.rows]
+    for squeeze in range(3):  # too wide: wrap the titles, then long text, then split
+        lays = [_layout(c, t, line, paras, squeeze) for c, t in zip(cols, texts, strict=True)]
+        if sum(x.width + 2 * _COLSEP_PT for x in lays) <= line:
+            break
+    groups = _groups(cols, [x.width for x in lays], line)
     long = len(table.rows) > 40 if longtable is None else longtable
-    cap = tex_escape(table.title)
-    lab = f"\\label{{{label}}}" if label else ""
-    if long:
-        lines = [
-            "{\\footnotesize\\setlength{\\tabcolsep}{3pt}",
-            f"\\begin{{longtable}}{{{spec}}}",
-            f"\\caption{{{cap}}}{lab}\\\\",
-            "\\toprule",
-            head,
-            "\\midrule",
-            "\\endfirsthead",
-            "\\toprule",
-            head,
-            "\\midrule",
-            "\\endhead",
-            *body,
-            "\\bottomrule",
-            "\\end{longtable}",
-            "}",
+    out = []
+    for k, idx in enumerate(groups):
+        part = f" (part {k + 1} of {len(groups)})" if len(groups) > 1 else ""
+        cap = tex_escape(table.title + part)
+        lab = f"\\label{{{label}}}" if label and k == 0 else ""
+        again = [r"\addtocounter{table}{-1}"] if k else []  # one number for all the parts
+        spec = "".join(lays[i].align for i in idx)
+        head = " & ".join(_tex_head(lays[i]) for i in idx) + r" \\"
+        body = [
+            " & ".join(_tex_cell(cols[i], r.get(cols[i].key), lays[i].wrap, line) for i in idx) + r" \\"
+            for r in table.rows
         ]
-    else:
-        lines = [
-            "\\begin{table}[htbp]",
-            "\\centering",
-            "\\small",
-            f"\\caption{{{cap}}}{lab}",
-            *([r"\resizebox{\ifdim\width>\linewidth\linewidth\else\width\fi}{!}{%"] if fit_width else []),
-            f"\\begin{{tabular}}{{{spec}}}",
-            "\\toprule",
-            head,
-            "\\midrule",
-            *body,
-            "\\bottomrule",
-            "\\end{tabular}" + ("}" if fit_width else ""),
-            "\\end{table}",
-        ]
-    return "\n".join(lines) + "\n"
+        if long:
+            lines = [
+                f"{{{_TABLE_FONT}\\setlength{{\\tabcolsep}}{{{_COLSEP_PT:g}pt}}",
+                *again,
+                f"\\begin{{longtable}}{{{spec}}}",
+                f"\\caption{{{cap}}}{lab}\\\\",
+                "\\toprule",
+                head,
+                "\\midrule",
+                "\\endfirsthead",
+                "\\toprule",
+                head,
+                "\\midrule",
+                "\\endhead",
+                *body,
+                "\\bottomrule",
+                "\\end{longtable}",
+                "}",
+            ]
+        else:
+            lines = [
+                "\\begin{table}[H]",
+                "\\centering",
+                *again,
+                f"\\caption{{{cap}}}{lab}",
+                _TABLE_FONT,
+                f"\\setlength{{\\tabcolsep}}{{{_COLSEP_PT:g}pt}}",
+                f"\\begin{{tabular}}{{{spec}}}",
+                "\\toprule",
+                head,
+                "\\midrule",
+                *body,
+                "\\bottomrule",
+                "\\end{tabular}",
+                "\\end{table}",
+            ]
+        out.append("\n".join(lines) + "\n")
+    return "".join(out)
 
 
 def render(table: Table, fmt: str) -> str:

@@ -32,7 +32,7 @@ from .packets import Transport
 from .profiler import Profile, Split, profile
 from .qos import DEFAULT_RELIABILITY, FIVEQI_SOURCE, RELIABILITY_SOURCE, Requirements, requirements
 from .radio import Carrier
-from .render import Column, Table, tex_escape, to_latex, to_markdown
+from .render import TEX_PREAMBLE, Column, Table, tex_command, tex_escape, to_latex, to_markdown
 from .resolution import Resolution, parse_resolution
 from .table import PAPER_NAME, PacketTable, codings_for, packet_table
 from .units import human_duration, human_number, human_per, human_rate
@@ -350,7 +350,7 @@ def write(d: ReportData, out: str | Path, *, force: bool = False) -> dict[str, P
 
 
 def _tex_table(t: Table, stem: str) -> str:
-    return to_latex(t, label=f"tab:{stem}", fit_width=len(t.rows) <= 40)
+    return to_latex(t, label=f"tab:{stem}")
 
 
 def _markdown(
@@ -381,11 +381,8 @@ def _markdown(
 
 
 def _tex_value(key: str, value: str) -> str:
-    """A setup value for LaTeX; the command in typewriter type with every ``-`` kept apart (``-{}``), so
-    ``--res`` never becomes an en dash and survives a copy from the PDF."""
-    if key != "command":
-        return tex_escape(value)
-    return r"\texttt{" + tex_escape(value).replace("-", "-{}") + "}"
+    """A setup value for LaTeX; the command as typed, in typewriter type."""
+    return tex_command(value) if key == "command" else tex_escape(value)
 
 
 def _latex(d: ReportData, tables: list[tuple[str, Table]], figs: list[tuple[str, str, Any]]) -> str:
@@ -393,21 +390,17 @@ def _latex(d: ReportData, tables: list[tuple[str, Table]], figs: list[tuple[str,
         f"pktchar report: {', '.join(d.models)} at {', '.join(r.label for r in d.resolutions)}"
     )
     lines = [
-        r"\documentclass[10pt]{article}",
-        r"\usepackage[T1]{fontenc}",
-        r"\usepackage{lmodern}",
-        r"\usepackage[utf8]{inputenc}",
-        r"\usepackage[margin=2cm]{geometry}",
-        r"\usepackage{booktabs,longtable,graphicx,float}",
+        *TEX_PREAMBLE,
         rf"\title{{{title}}}",
         rf"\date{{{tex_escape(d.created)}}}",
         r"\begin{document}",
         r"\maketitle",
         r"\section*{What was analysed, and how}",
+        r"{\raggedright",  # a long command breaks at its spaces instead of running into the margin
         r"\begin{itemize}",
     ]
     lines += [rf"\item \textbf{{{tex_escape(k)}}}: {_tex_value(k, v)}" for k, v in _setup_lines(d)]
-    lines += [r"\end{itemize}", r"\section*{Tables}"]
+    lines += [r"\end{itemize}", "}", r"\section*{Tables}"]
     for stem, _ in tables:
         lines.append(rf"\input{{tables/{stem}.tex}}")
         lines.append(r"\clearpage" if stem.startswith("splits_") else "")

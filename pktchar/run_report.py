@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from . import figures, views
 from .errors import PktcharError
-from .render import Table, tex_escape, to_latex, to_markdown
+from .render import TEX_PREAMBLE, Table, tex_command, tex_escape, to_latex, to_markdown
 
 
 def write_folder(
@@ -39,9 +39,7 @@ def write_folder(
         fig.savefig(out / "figures" / f"{stem}.png", dpi=130)
         fig.savefig(out / "figures" / f"{stem}.pdf")
     for stem, t in tables:
-        (out / "tables" / f"{stem}.tex").write_text(
-            to_latex(t, label=f"tab:{stem}", fit_width=len(t.rows) <= 40)
-        )
+        (out / "tables" / f"{stem}.tex").write_text(to_latex(t, label=f"tab:{stem}"))
     md = [f"# {title}", ""]
     if command:
         md += ["Made with:", "", "```", command, "```", ""]
@@ -53,21 +51,18 @@ def write_folder(
         md += [f"![{caption}](figures/{stem}.png)", ""]
     (out / "report.md").write_text("\n".join(md) + "\n")
     tex = [
-        r"\documentclass[10pt]{article}",
-        r"\usepackage[T1]{fontenc}",
-        r"\usepackage{lmodern}",
-        r"\usepackage[margin=2cm]{geometry}",
-        r"\usepackage{booktabs,longtable,graphicx,float}",
+        *TEX_PREAMBLE,
         rf"\title{{{tex_escape(title)}}}",
         r"\begin{document}",
         r"\maketitle",
     ]
     if command:
-        tex.append(r"\noindent Made with: \texttt{" + tex_escape(command) + "}\n")
+        tex.append(r"{\raggedright\noindent Made with: " + tex_command(command) + "\\par}\n")
     for heading, items in ([("", bullets)] if bullets else []) + list(sections):
         tex += ([rf"\section*{{{tex_escape(heading)}}}"] if heading else []) + [r"\begin{itemize}"]
         tex += [rf"\item {tex_escape(x.replace('**', ''))}" for x in items] + [r"\end{itemize}"]
     tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
+    tex += [r"\clearpage"] if tables and figs else []  # figures on pages of their own, as in pktchar report
     for stem, caption, _ in figs:
         tex += [
             r"\begin{figure}[H]",

@@ -59,7 +59,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 
 apt_pkgs="tcpdump libpcap0.8 ethtool iproute2"
-[ "$want_test" = 1 ] && apt_pkgs="$apt_pkgs tshark texlive-latex-base texlive-latex-recommended texlive-latex-extra lmodern"
+[ "$want_test" = 1 ] && apt_pkgs="$apt_pkgs tshark texlive-latex-base texlive-latex-recommended texlive-latex-extra lmodern poppler-utils"
 apt_pkgs="$apt_pkgs ${PKTCHAR_APT_EXTRA:-}"
 
 missing=""
