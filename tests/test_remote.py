@@ -58,7 +58,9 @@ def edge():
 
 
 def _listed(stderr: str) -> list[Path]:
-    return [Path(x.split("wrote ", 1)[1]) for x in stderr.splitlines() if x.startswith("pktchar: wrote ")]
+    # "pktchar: wrote PATH (SIZE)": every file is named with its size
+    return [Path(x.split("wrote ", 1)[1].rsplit(" (", 1)[0]) for x in stderr.splitlines()
+            if x.startswith("pktchar: wrote ")]  # fmt: skip
 
 
 def _row(stdout: str, name: str) -> tuple[float, float, float]:
