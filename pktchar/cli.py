@@ -34,15 +34,38 @@ def _fail(msg: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def _flags(fn: Callable[..., Any]) -> dict[str, str]:
+    """A command's fields and their flags, from its typer declarations: ``{"edge_link": "--edge-link"}``."""
+    import typing
+
+    out = {}
+    for name, hint in typing.get_type_hints(fn, include_extras=True).items():
+        info = next(
+            (m for m in getattr(hint, "__metadata__", ()) if isinstance(m, typer.models.OptionInfo)), None
+        )
+        if info is not None:
+            # in an Annotated declaration typer keeps the first name where a default would be
+            names = [info.default, *(info.param_decls or ())]
+            decls = [d for d in names if isinstance(d, str) and d.startswith("--")]
+            out[name] = decls[0].split("/")[0] if decls else "--" + name.replace("_", "-")
+    return out
+
+
 def friendly(fn: F) -> F:
-    """Turn known errors into one line on stderr and a non-zero exit; never a bare traceback."""
+    """Turn known errors into one line on stderr and a non-zero exit; never a bare traceback. A library
+    error names fields (`` `link` ``); the line names this command's flags (``--link``) instead."""
+    from .errors import raw, say
+
+    flags: dict[str, str] = {}
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except PktcharError as e:
-            _fail(str(e))
+            if not flags:
+                flags.update(_flags(fn))
+            _fail(say(raw(e), flags))
         except KeyboardInterrupt:
             print("pktchar: interrupted", file=sys.stderr)
             raise typer.Exit(130) from None

@@ -80,9 +80,9 @@ class Coding:
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", check_dtype(self.dtype))
         if self.compression is not None and not (0 < self.compression <= 1):
-            raise PktcharError(f"--compression is coded/raw and must be in (0, 1], got {self.compression}")
+            raise PktcharError(f"`compression` is coded/raw and must be in (0, 1], got {self.compression}")
         if self.compression is not None and self.measured is not None:
-            raise PktcharError("use either --compression (a ratio) or --coder (measured), not both")
+            raise PktcharError("use either `compression` (a ratio) or `coder` (measured), not both")
 
     def describe(self) -> str:
         if self.measured is not None:

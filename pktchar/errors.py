@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 
 
 class PktcharError(Exception):
-    """An error caused by the user's input or environment, reported as one line."""
+    """An error caused by the user's input or environment, reported as one line.
+
+    Library code names what the caller gave by its field, in backticks, as the Python API spells it:
+    ``PktcharError("`link` must be positive, got '0'")``. It never names a command-line flag: the
+    ``pktchar`` command turns each `` `field` `` into its flag (``--link``) with :func:`say`, and a
+    Python caller reads the field's name."""
+
+    def __str__(self) -> str:
+        return say(super().__str__(), {})
+
+
+FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def say(message: str, flags: Mapping[str, str]) -> str:
+    """``message`` with each `` `field` `` written as ``flags[field]`` (a command-line flag), or as the
+    bare field name where ``flags`` has none."""
+    return FIELD.sub(lambda m: flags.get(m.group(1), m.group(1)), message)
+
+
+def raw(e: BaseException) -> str:
+    """The message of ``e`` with its `` `field` `` marks kept (for :func:`say` with flags)."""
+    return Exception.__str__(e)
 
 
 class UnknownModelError(PktcharError):

@@ -157,3 +157,18 @@ def test_live_run_keeps_headers_names_sizes_and_says_its_phases(tmp_path, nothin
     want = ["creating namespaces and links", "predicting", "sending"]
     assert [p for p in phases if p in want] == want
     assert re.search(r"pktchar: \[\d+ s\] frames 3/3", r.stderr)
+
+
+# ----------------------------------------------------------------------------------------------
+# Library errors name fields; the command names its flags
+
+
+def test_library_errors_name_fields_and_the_command_names_flags():
+    from pktchar.codec import Coding
+    from pktchar.errors import PktcharError
+
+    with pytest.raises(PktcharError) as e:
+        Coding(dtype="fp32", compression=1.5)
+    assert str(e.value) == "compression is coded/raw and must be in (0, 1], got 1.5"
+    line = _one_line_error("profile", "vgg16", "--compression", "1.5")
+    assert line == "pktchar: error: --compression is coded/raw and must be in (0, 1], got 1.5"
