@@ -264,9 +264,14 @@ def _own_venv() -> str | None:
     venv = REPO / ".venv"
     if not venv.is_dir() or venv.resolve() != Path(sys.prefix).resolve():
         return f"the tests run from {sys.prefix}, not this checkout's .venv ({venv})"
-    from importlib.metadata import distribution
+    import sysconfig
+    from importlib.metadata import distributions
 
-    url = json.loads(distribution("pktchar").read_text("direct_url.json") or "{}").get("url", "")
+    site = sysconfig.get_paths()["purelib"]  # the venv's own install, not an egg-info in the checkout
+    urls = [
+        json.loads(d.read_text("direct_url.json") or "{}") for d in distributions(name="pktchar", path=[site])
+    ]
+    url = urls[0].get("url", "") if urls else ""
     if url.removeprefix("file://") != str(REPO):
         return f"the venv's pktchar is installed from {url or 'an index'}, not {REPO}"
     return None
@@ -1024,7 +1029,7 @@ def test_bench_capture(tmp_path: Path, nothing_left_behind: str) -> None:
         c = [x.strip() for x in r.split("|")[1:-1]]
         assert c[3] == c[4] and c[5] == "0" and c[6] == "yes"  # captured = through the interface, no drops
         # tbf: a frame's Ethernet bytes at 80 Mbit/s, less the bucket (two full frames) sent at once
-        assert num(c[15]) == pytest.approx((frame_bytes(POOL5_224) - 2 * 1514) * 8 / 80e6 * 1e3, abs=0.002)
+        assert num(c[16]) == pytest.approx((frame_bytes(POOL5_224) - 2 * 1514) * 8 / 80e6 * 1e3, abs=0.002)
 
 
 # ---------------------------------------------------------------------------------------------------
