@@ -10,7 +10,7 @@ of the sender and the receiver, softirq seconds of the whole machine, goodput me
 model (:mod:`pktchar.testbed.shaping`) at the nominal and the calibrated rate, and the per-frame
 transfer time error. Written to ``reports/benchmarks.md`` (section ``capture``).
 
-    sudo PYTHONPATH=. .venv/bin/python benchmarks/bench_capture.py [--frames 40] [--repeat 2]
+    .venv/bin/python benchmarks/bench_capture.py [--frames 40] [--repeat 2] [--out reports/benchmarks.md]   (as root)
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _report import write_section  # noqa: E402
+from _report import REPORT, write_section  # noqa: E402
 
 from pktchar.packets import Transport, packetize  # noqa: E402
 from pktchar.testbed import shaping  # noqa: E402
@@ -223,10 +223,10 @@ def table(rows: list[dict]) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--frames", type=int, default=40)
-    ap.add_argument("--repeat", type=int, default=2)
-    ap.add_argument("--rates", default="80e6,1e9")
-    ap.add_argument("--backends", default="tcpdump,scapy")
+    ap.add_argument("--frames", type=int, default=40, help="frames a replay (default: 40)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of every case (default: 2)")
+    ap.add_argument("--rates", default="80e6,1e9", help="link rates, bit/s (default: 80e6,1e9)")
+    ap.add_argument("--backends", default="tcpdump,scapy", help="capture backends (default: tcpdump,scapy)")
     ap.add_argument("--snaplen", type=int, default=262144)
     ap.add_argument("--immediate", action="store_true", help="tcpdump --immediate-mode (the old setting)")
     ap.add_argument("--burst", type=int, default=None, help="tbf bucket, bytes (default: the Link's)")
@@ -239,6 +239,7 @@ def main() -> int:
     ap.add_argument("--keep", type=Path, default=None, help="keep the captures in this folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPORT, help="results file (default: reports/benchmarks.md)")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="pktchar-bench-") as tmp:
@@ -283,7 +284,7 @@ def main() -> int:
     for rep in range(a.repeat):
         text += [f"Run {rep + 1}:", "", table([r for r in rows if r["run"] == rep + 1]), ""]
     if not a.no_report:
-        write_section("capture", "\n".join(text))
+        write_section("capture", "\n".join(text), a.out)
     print("\n".join(text))
     return 0
 

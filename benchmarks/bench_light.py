@@ -11,7 +11,8 @@ run the same way, for the before figure; with ``--profile-before COMMIT`` (defau
 commit before the model commands froze the collector after importing torch) that commit's profile
 too. Writes its section of ``reports/benchmarks.md``.
 
-    .venv/bin/python benchmarks/bench_light.py [--repeats 5] [--before e21ca51] [--profile-before 05d7884] [--no-write]
+    .venv/bin/python benchmarks/bench_light.py [--repeats 5] [--before e21ca51] [--profile-before 05d7884]
+        [--no-write] [--out reports/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import write_section
+from _report import REPORT, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 QOS_TARGET_S, QOS_TARGET_MB = 0.5, 120.0
@@ -157,12 +158,13 @@ def before_tree(commit: str, dest: Path) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="runs of each cell, the median (default: 5)")
     ap.add_argument("--before", default="e21ca51", help="Commit to measure qos on too ('' to skip)")
     ap.add_argument(
         "--profile-before", default="05d7884", help="Commit to measure profile vgg16 on too ('' to skip)"
     )
     ap.add_argument("--no-write", action="store_true", help="Print only; leave reports/benchmarks.md alone")
+    ap.add_argument("--out", type=Path, default=REPORT, help="results file (default: reports/benchmarks.md)")
     a = ap.parse_args()
 
     py = [sys.executable, "-c", WRAPPER]
@@ -201,7 +203,7 @@ def main() -> None:
     text = report(rows, torch_seen, a)
     print(text)
     if not a.no_write:
-        write_section("light", text)
+        write_section("light", text, a.out)
     heavy = [k for k, v in torch_seen.items() if (v[0] or v[1] != 0) and "(at " not in k]
     if heavy:
         sys.exit(f"bench_light: imported torch or failed: {', '.join(heavy)}")

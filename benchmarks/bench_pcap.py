@@ -7,11 +7,12 @@ writes it: frames of 100,352 B payload + 24 B frame header cut into TCP segments
 after each frame, and a few unrelated packets to make exactly 1,000,000. It is written with struct.
 Each cell is the median of 3 fresh processes. Results go to reports/benchmarks.md ("pcap").
 
-    .venv/bin/python benchmarks/bench_pcap.py
+    .venv/bin/python benchmarks/bench_pcap.py [--packets 1000000] [--runs 3] [--out reports/benchmarks.md]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -25,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import write_section
+from _report import REPORT, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -146,6 +147,19 @@ def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def main() -> None:
+    global N, RUNS, CACHE
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, default=N, help=f"packets in the capture (default: {N})")
+    ap.add_argument(
+        "--runs", type=int, default=RUNS, help=f"fresh processes a cell, the median (default: {RUNS})"
+    )
+    ap.add_argument("--out", type=Path, default=REPORT, help="results file (default: reports/benchmarks.md)")
+    a = ap.parse_args()
+    if a.packets < 1000 or a.runs < 1:
+        ap.error("--packets must be at least 1000 and --runs at least 1")
+    if a.packets != N:
+        CACHE = CACHE.with_name(f"pktchar-bench-{a.packets}.pcap")
+    N, RUNS = a.packets, a.runs
     pred = CACHE.with_suffix(".prediction.json")
     if not CACHE.exists() or not pred.exists():
         t = time.perf_counter()
@@ -230,7 +244,7 @@ def main() -> None:
         else ""
     )
     lines = [
-        "## Reading a 1,000,000-packet capture: pktchar compare vs tshark",
+        f"## Reading a {N:,}-packet capture: pktchar compare vs tshark",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {platform.machine()}, {os.cpu_count()} cores; "
         f"Python {platform.python_version()}; {ver.rstrip('.')}. Produced by `.venv/bin/python benchmarks/bench_pcap.py`.",
@@ -261,7 +275,7 @@ def main() -> None:
         f"{d['other_packets']:,} other, {d['retransmissions']} retransmissions.",
     ]
     text = "\n".join(lines)
-    write_section("pcap", text)
+    write_section("pcap", text, a.out)
     print(text)
 
 

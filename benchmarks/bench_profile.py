@@ -3,7 +3,7 @@
 Each measurement runs in a fresh child process, so its wall time and peak RSS
 (``wait4``'s ru_maxrss) are its own. Written to ``reports/benchmarks.md``.
 
-    .venv/bin/python benchmarks/bench_profile.py [--out reports/benchmarks.md]
+    .venv/bin/python benchmarks/bench_profile.py [--cases vgg16:224,...] [--repeats 3] [--out reports/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -117,16 +117,31 @@ def torchinfo_feasible(name: str, res: str) -> tuple[bool, str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(REPO / "reports" / "benchmarks.md"))
+    all_cases = ",".join(f"{name}:{res}" for name, res in CASES)
+    ap.add_argument("--cases", default=all_cases, help=f"MODEL:RES,... to measure (default: {all_cases})")
+    ap.add_argument(
+        "--repeats",
+        type=int,
+        default=REPEATS,
+        help=f"fresh processes a figure, the median (default: {REPEATS})",
+    )
+    ap.add_argument(
+        "--out",
+        default=str(REPO / "reports" / "benchmarks.md"),
+        help="results file (default: reports/benchmarks.md)",
+    )
     args = ap.parse_args()
+    cases = [tuple(c.split(":", 1)) for c in args.cases.split(",") if c]
+    if args.repeats < 1 or any(len(c) != 2 for c in cases):
+        ap.error("--cases takes MODEL:RES,... and --repeats at least 1")
 
     rows = []
-    for name, res in CASES:
-        ours = measure("pktchar", name, res)
-        ours["by_name"] = measure("pktchar-name", name, res)["seconds"]
+    for name, res in cases:
+        ours = measure("pktchar", name, res, args.repeats)
+        ours["by_name"] = measure("pktchar-name", name, res, args.repeats)["seconds"]
         ok, why = torchinfo_feasible(name, res)
         theirs = (
-            measure("torchinfo", name, res)
+            measure("torchinfo", name, res, args.repeats)
             if ok
             else {"tool": "torchinfo", "model": name, "res": res, "error": why}
         )
@@ -152,7 +167,7 @@ def main() -> None:
         f"Python {platform.python_version()}, torch {torch.__version__}, torchinfo {torchinfo.__version__}. "
         "Produced by `.venv/bin/python benchmarks/bench_profile.py`.",
         "",
-        f"Each figure is the median of {REPEATS} fresh processes. *step* is the call itself on the same input, a "
+        f"Each figure is the median of {args.repeats} fresh processes. *step* is the call itself on the same input, a "
         "model already built (random-initialised torchvision model): pktchar copies it to meta and traces it; "
         "torchinfo's `summary()` runs a real forward pass. *from the name* is `pktchar.profile(name, res)`, "
         "which builds the model on meta itself (torchinfo has no equivalent). *peak RSS* is the child's maximum "
