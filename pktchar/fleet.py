@@ -8,8 +8,10 @@ all of them share one shaped link into the edge: the bottleneck.
 The model is a packet-level simulation of both token buckets, as the kernel's sch_tbf drains them: each
 device's frames become the Ethernet frames :func:`pktchar.packets.packetize` predicts, leave its uplink
 at its rate (the first packets on the bucket's tokens), and join one FIFO queue at the edge link that
-drains at the edge rate. A frame's latency is its send time to the moment its last packet is through
-the edge link. Standard library only.
+drains at the edge rate. Every tbf has the bucket the testbed gives it, the one rule
+:func:`pktchar.testbed.shaping.default_bucket` applied to its own rate: each device's uplink its own, the
+edge link its own. A frame's latency is its send time to the moment its last packet is through the edge
+link. Standard library only (shaping is too).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 
 from .errors import PktcharError
 from .packets import Transport, packetize
+from .testbed.shaping import default_bucket
 from .wire import ETH_HEADER
 
 
@@ -59,6 +62,7 @@ class DevicePrediction:
     latency_p99_s: float
     late_fraction: float  # frames whose latency exceeds the budget
     queueing_mean_s: float  # time spent waiting at the edge link
+    bucket_bytes: int = 0  # its uplink's tbf bucket
 
 
 @dataclass
@@ -69,6 +73,7 @@ class FleetPrediction:
     saturated: bool
     devices: list[DevicePrediction] = field(default_factory=list)
     budget_s: float | None = None
+    edge_bucket_bytes: int = 0  # the edge link's tbf bucket
 
     aggregate_bps: float | None = None  # aggregate_goodput() of the simulated completions
 
@@ -150,11 +155,16 @@ def predict(
     Closed loop, as the replay sender runs: a device sends frame i at its slot (i / fps, offset by
     d / (N fps) with ``stagger``) or, if the edge has not yet answered frame i - 1, when it does.
     Latency is send -> last packet through the edge link; a frame is late when it is through more
-    than the budget (1 / fps unless given) after its slot."""
+    than the budget (1 / fps unless given) after its slot. Each tbf's bucket is ``default_bucket`` of its
+    own rate (every device's uplink, the edge link), as the testbed sets them; ``bucket`` (bytes) sets
+    all of them instead, as ``Link.burst`` does."""
     t = transport or Transport()
     if edge_rate <= 0:
         raise PktcharError("the edge link rate must be positive")
-    bkt = bucket or 2 * (t.mtu + ETH_HEADER)
+
+    def bucket_for(rate: float) -> int:
+        return bucket or default_bucket(rate, t.mtu)
+
     devices: list[tuple[str, Group, list[int]]] = []
     for g in groups:
         pk = packetize(g.payload, t)
@@ -162,8 +172,8 @@ def predict(
         for k in range(g.count):
             devices.append((f"{g.name}{k}" if g.count > 1 or len(groups) > 1 else g.name, g, lens))
     n = len(devices)
-    edge = TokenBucket(edge_rate, bkt)
-    ups = [TokenBucket(g.uplink, bkt) for _, g, _ in devices]
+    edge = TokenBucket(edge_rate, bucket_for(edge_rate))
+    ups = [TokenBucket(g.uplink, bucket_for(g.uplink)) for _, g, _ in devices]
     slot = [(d / n) / g.fps if stagger else 0.0 for d, (_, g, _) in enumerate(devices)]
     heap: list[tuple[float, int, int, int, int]] = []  # (time, kind 0=send 1=arrive, device, frame, length)
     for d in range(n):
@@ -189,7 +199,8 @@ def predict(
             if f + 1 < frames:
                 heapq.heappush(heap, (max(dep, slot[d] + (f + 1) / g.fps), 0, d, f + 1, 0))
     offered = sum(sum(lens) * 8 * g.fps for _, g, lens in devices)
-    out = FleetPrediction(edge_rate, offered, offered / edge_rate, offered > edge_rate, budget_s=budget_s)
+    out = FleetPrediction(edge_rate, offered, offered / edge_rate, offered > edge_rate, budget_s=budget_s,
+                          edge_bucket_bytes=edge.bucket)  # fmt: skip
     out.aggregate_bps = aggregate_goodput(
         [[done[(d, f)] for f in range(frames)] for d in range(n)], [g.payload for _, g, _ in devices]
     )
@@ -213,6 +224,7 @@ def predict(
                 latency_p99_s=percentile(steady, 99),
                 late_fraction=sum(1 for x in steady_late if x > budget) / len(steady_late),
                 queueing_mean_s=sum(wait[(d, f)] for f in range(frames)) / (frames * len(lens)),
+                bucket_bytes=ups[d].bucket,
             )
         )  # fmt: skip
     return out

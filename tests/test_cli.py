@@ -5,6 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -70,9 +75,79 @@ def test_broken_factory_file(tmp_path):
     assert "ZeroDivisionError" in r.stderr
 
 
-def test_help():
-    r = run_cli("profile", "--help")
-    assert r.returncode == 0 and "--res" in r.stdout and "x100" in r.stdout
+def _help_rows(command: str) -> tuple[dict[str, str], str]:
+    """``pktchar COMMAND --help`` as a user sees it (wide enough that no option's row wraps): each row of
+    the Options panel by its long option, whitespace collapsed, and the whole text."""
+    env = {**os.environ, "COLUMNS": "400", "TERMINAL_WIDTH": "400"}
+    exe = Path(sys.executable).with_name("pktchar")
+    r = subprocess.run(
+        [str(exe), *command.split(), "--help"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    rows: dict[str, str] = {}
+    last = None
+    for line in r.stdout.splitlines():
+        body = line.strip().strip("│").strip()
+        m = re.match(r"(?:\*\s+)?(--[\w-]+)", body)
+        if m:
+            last = m.group(1)
+            rows[last] = body
+        elif last and line.startswith("│") and body:  # a wrapped row's continuation
+            rows[last] += " " + body
+        elif not body.startswith("─"):
+            last = None
+    return {k: " ".join(v.split()) for k, v in rows.items()}, r.stdout
+
+
+def _commands() -> list[str]:
+    import typer.main
+
+    from pktchar.cli import app
+
+    group = typer.main.get_command(app)
+    out = []
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        subs = getattr(cmd, "commands", None)
+        out += [f"{name} {sub}" for sub in subs] if subs else [name]
+    return out
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_help_lists_every_option_the_command_declares(command):
+    """Each command's help against its typer declaration: every option has its row (none is hidden), with its
+    short and negative forms and its own help text as written (rich markup must not eat any of it), and no
+    row names an option the command lacks."""
+    import typer.main
+    from typer.core import TyperArgument, TyperOption
+
+    from pktchar.cli import app
+
+    cmd = typer.main.get_command(app)
+    for part in command.split():
+        cmd = cmd.commands[part]  # type: ignore[attr-defined]
+    rows, text = _help_rows(command)
+    declared = [p for p in cmd.params if isinstance(p, TyperOption)]
+    assert declared, f"{command} declares no options?"
+    assert set(rows) == {p.opts[0] for p in declared} | {"--help"}
+    for p in declared:
+        row = rows[p.opts[0]]
+        for name in [*p.opts, *p.secondary_opts]:
+            assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", row), (
+                f"{command}: {name} not in {row!r}"
+            )
+        assert " ".join((p.help or "").split()) in row, f"{command} {p.opts[0]}: help text not in {row!r}"
+    for a in (p for p in cmd.params if isinstance(p, TyperArgument)):
+        assert re.search(rf"│\s+(\*\s+)?{re.escape(a.name or '')}\s", text), f"{command}: argument {a.name}"
+
+
+def test_profile_help_names_every_resolution_preset():
+    from pktchar.resolution import PRESETS
+
+    rows, _ = _help_rows("profile")
+    # the presets parse_resolution knows, and the source paper's future sizes (x10, x100: N x 8K's pixels)
+    for name in [*PRESETS, "x10", "x100", "HxW"]:
+        assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", rows["--res"]), name
+    assert "-r" in rows["--res"].split()
 
 
 def test_qos_json():

@@ -39,6 +39,80 @@ def test_one_device_below_the_edge_rate():
     assert d.late_fraction == 0 and not p.saturated
 
 
+# The testbed's tbf bucket at 1 Gbit/s, by hand from shaping.default_bucket's rule (whole full frames of
+# MTU 1,500 + 14 B Ethernet header = 1,514 B, at least two, and at least 100 us of sending at the rate):
+# 100 us at 1 Gbit/s is 1e9 bit/s x 100e-6 s / 8 = 12,500 B, more than the two frames' 3,028 B; 12,500 B /
+# 1,514 B = 8.26 frames, rounded up to whole frames: 9 x 1,514 = 13,626 B. At 100 Mbit/s, 100 us is 1,250 B:
+# the two frames' 3,028 B.
+BUCKET_1G = 9 * 1514  # 13,626 B
+BUCKET_100M = 2 * 1514  # 3,028 B
+
+
+def test_fleet_model_buckets_at_1gbit():
+    # one device, 1 Gbit/s uplink and edge: its first 9 packets (exactly 13,626 B) leave on the uplink's
+    # bucket at once, then every later one at 1 Gbit/s; the edge's own 13,626 B bucket passes the 9 at once
+    # and has each later packet's 1,514 B of tokens by the time it arrives
+    p = predict([Group("cam", 1, 100_352, 10, 1e9)], 1e9, frames=10)
+    d = p.devices[0]
+    assert d.bucket_bytes == BUCKET_1G and p.edge_bucket_bytes == BUCKET_1G
+    # (104,996 - 13,626) B x 8 ns = 730,960 ns (the 2-frame bucket would say 815,744 ns)
+    assert d.latency_mean_s == pytest.approx((FRAME - BUCKET_1G) * 8 / 1e9, rel=1e-9)
+    assert d.latency_mean_s == pytest.approx(730_960e-9, rel=1e-9)
+
+
+def test_fleet_model_edge_link_has_its_own_bucket():
+    # two 1 Gbit/s devices at once into a 1 Gbit/s edge: 2 x 104,996 B reach the edge at 2 Gbit/s, so it is
+    # busy until all but its bucket has gone at its rate: the later device's frame is through at
+    # (2 x 104,996 - 13,626) x 8 ns = 1,570,928 ns
+    p = predict([Group("cam", 2, 100_352, 10, 1e9)], 1e9, frames=10)
+    assert p.edge_bucket_bytes == BUCKET_1G
+    assert p.devices[1].latency_mean_s == pytest.approx((2 * FRAME - BUCKET_1G) * 8 / 1e9, rel=1e-9)
+    # a 1 Gbit/s device into a 100 Mbit/s edge: the edge's bucket is its own rate's (3,028 B), not the
+    # device's 13,626 B: the edge is the bottleneck, 2 packets on its bucket and the rest at 100 Mbit/s
+    p = predict([Group("cam", 1, 100_352, 10, 1e9)], 100e6, frames=10)
+    assert p.devices[0].bucket_bytes == BUCKET_1G and p.edge_bucket_bytes == BUCKET_100M
+    assert p.devices[0].latency_mean_s == pytest.approx((FRAME - BUCKET_100M) * 8 / 100e6, rel=1e-9)
+
+
+def test_mixed_fleet_gives_each_device_its_own_bucket():
+    # 100 Mbit/s and 1 Gbit/s devices, staggered (50 ms apart: their frames never meet at the edge); each
+    # uplink's bucket is its own rate's, as tbf has it: neither the fastest device's nor a fixed one
+    p = predict([Group("slow", 1, 100_352, 10, 100e6), Group("fast", 1, 100_352, 10, 1e9)], 1e9,
+                stagger=True, frames=10)  # fmt: skip
+    slow, fast = p.devices
+    assert (slow.bucket_bytes, fast.bucket_bytes, p.edge_bucket_bytes) == (BUCKET_100M, BUCKET_1G, BUCKET_1G)
+    # (104,996 - 3,028) x 80 ns = 8,157,440 ns; (104,996 - 13,626) x 8 ns = 730,960 ns
+    assert slow.latency_mean_s == pytest.approx((FRAME - BUCKET_100M) * 8 / 100e6, rel=1e-9)
+    assert fast.latency_mean_s == pytest.approx((FRAME - BUCKET_1G) * 8 / 1e9, rel=1e-9)
+
+
+def test_mixed_fleet_flow_predictions_carry_each_device_bucket():
+    """What compare times each device's capture with: the bucket of the tbf on that device's egress."""
+    from types import SimpleNamespace
+
+    from pktchar.testbed.fleetrun import FleetScenario, Prepared
+
+    specs = [GroupSpec("vgg16", "features.30", uplink="100mbit", name="slow"),
+             GroupSpec("vgg16", "features.30", uplink="1gbit", name="fast")]  # fmt: skip
+    rates = (100e6, 1e9)
+    prepared = [Prepared(g, [100_352], b"", "", "features.30", r) for g, r in zip(specs, rates, strict=True)]
+    sc = FleetScenario(FleetConfig(specs, 1e9, stagger=True, frames=4), prepared)
+    eps = {e: SimpleNamespace(ip=f"10.213.0.{k + 1}") for k, e in enumerate(("d0", "d1", "edge"))}
+    pred = sc.predict(SimpleNamespace(eps=eps), None)  # type: ignore[arg-type]
+    slow, fast = pred.flow("d0"), pred.flow("d1")
+    assert (slow.bucket_bytes, fast.bucket_bytes) == (BUCKET_100M, BUCKET_1G)
+    assert slow.frames[0].transfer_s == pytest.approx((FRAME - BUCKET_100M) * 8 / 100e6)
+    assert fast.frames[0].transfer_s == pytest.approx((FRAME - BUCKET_1G) * 8 / 1e9)
+    assert [d.bucket_bytes for d in sc.model.devices] == [BUCKET_100M, BUCKET_1G]  # type: ignore[union-attr]
+
+
+def test_fleet_model_stays_light():
+    """pktchar.fleet takes the bucket rule from testbed.shaping: still no torch (nor numpy) on import."""
+    code = "import sys, pktchar.fleet; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
 def test_saturation_and_fair_shares():
     # each device offers 104,996 B x 8 x 10/s = 8.40 Mbit/s; 20 Mbit/s carries two, saturates at three
     assert saturation_n(100_352, 10, 20e6) == 3

@@ -23,15 +23,15 @@ def _prediction(payloads: list[int]) -> dict:
     return prediction(payloads, DEV, EDGE, PORT)
 
 
-def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None) -> list:
+def _flow(payloads: list[int], rate: float = 80e6, retransmit: int | None = None, bucket: int = 3028) -> list:
     """TCP segments as Linux sends them (MSS 1448 with 12 B of timestamp options) through tbf at the rate:
-    each frame starts on a full bucket of 3,028 B (the 10 ms between frames refills it), so its first two
-    1,514 B packets leave together and every later packet waits for its own length in tokens."""
+    each frame starts on a full bucket (the 10 ms between frames refills it), so with the default 3,028 B
+    its first two 1,514 B packets leave together and every later packet waits for its own length in tokens."""
     opts = [("NOP", None), ("NOP", None), ("Timestamp", (1, 2))]
     pkts, seq, ts = [], 1000, 1.0
     for s in payloads:
         left = s + 24
-        credit = 3028
+        credit = bucket
         while left:
             n = min(1448, left)
             p = (
@@ -73,6 +73,30 @@ def test_exact_counts(tmp_path):
     # paced at exactly the rate: the goodput matches the packetization model (to pcap's microseconds)
     assert abs(c.row("goodput while sending (capture)").error) < 1e-4
     assert dict((b, (p, m)) for b, p, m in c.histogram)["1280-2559"] == (72, 72)
+
+
+def test_a_prediction_without_a_bucket_gets_the_testbeds_at_1gbit(tmp_path):
+    """Older and hand-written predictions carry no burst_bytes (nor transfer times): compare must time the
+    frame with the bucket tbf was given at the flow's rate, shaping.default_bucket's 13,626 B at 1 Gbit/s.
+
+    By hand: 100 us of sending at 1 Gbit/s is 1e9 bit/s x 100e-6 s / 8 = 12,500 B, more than two full frames
+    (2 x 1,514 = 3,028 B); in whole 1,514 B frames that is 12,500 / 1,514 = 8.26, rounded up to 9: 13,626 B.
+    The frame: 100,024 B = 69 x 1,448 + 112 -> 69 x 1,514 + 178 = 104,644 B; its first 9 packets (13,626 B)
+    leave at once, the rest at 8 ns a byte: span (104,644 - 13,626) x 8 ns = 728,144 ns (with the 2-frame
+    bucket: 812,928 ns, 11.6% longer)."""
+    f = tmp_path / "g.pcap"
+    wrpcap(str(f), _flow([100_000], rate=1e9, bucket=9 * 1514))
+    pred = prediction([100_000], DEV, EDGE, PORT, rate=1e9)
+    assert pred.pop("burst_bytes") == 13_626  # what replay records today; drop it, as old predictions lack it
+    for fp in pred["frames"]:
+        fp.pop("transfer_s", None), fp.pop("transfer_s_calibrated", None)
+    c = compare(f, pred, app_results=[{"id": 0, "send_ns": 0, "done_ns": 800_000}])
+    fr = c.frames[0]
+    assert fr.predicted_span_s == pytest.approx(728_144e-9, rel=1e-9)
+    assert fr.predicted_transfer_s == pytest.approx(728_144e-9, rel=1e-9)  # a full bucket: the same time
+    # the capture was paced by that bucket: the goodput while sending matches (to pcap's microseconds: one
+    # us in 728 is 0.14%; the 2-frame bucket would be 11.6% off)
+    assert abs(c.row("goodput while sending (capture)").error) < 0.005
 
 
 def test_retransmissions_are_not_data(tmp_path):

@@ -112,17 +112,33 @@ def test_one_worker_runs_locally(tmp_path: Path) -> None:
 
 
 def test_data_folder(tmp_path: Path) -> None:
-    """An ImageFolder of a few PNGs trains locally (one worker)."""
+    """The worker reads the ImageFolder itself: it reports the classes and images it found on disk (3
+    classes of 2, 3 and 4 PNGs; a text file beside them is no image), which only reading the folder gives;
+    and a PNG whose bytes are not an image makes it fail, which only decoding the images does."""
+    import json
+
     from PIL import Image
 
-    for c in ("cat", "dog"):
-        (tmp_path / "data" / c).mkdir(parents=True)
-        for i in range(3):
-            Image.new("RGB", (20, 20), (i * 40, 100, 200)).save(tmp_path / "data" / c / f"{i}.png")
-    r = run_cli("train-sync", _model(tmp_path), "--workers", "1", "--batch", "2", "--res", "16", "--steps", "2",
-                "--classes", "10", "--data", str(tmp_path / "data"), "--format", "json", timeout=300)  # fmt: skip
+    data = tmp_path / "data"
+    for c, n in (("cat", 2), ("dog", 3), ("eel", 4)):
+        (data / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (20, 13), (i * 40, 100, 200)).save(data / c / f"{i}.png")
+    (data / "eel" / "README.txt").write_text("not an image: ImageFolder skips other extensions")
+    args = ("train-sync", _model(tmp_path), "--workers", "1", "--batch", "2", "--res", "16", "--steps", "2",
+            "--classes", "10", "--data", str(data), "--format", "json")  # fmt: skip
+    r = run_cli(*args, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "ImageFolder" in r.stdout
+    loaded = json.loads(r.stdout)["data"]
+    # resized to --res: a batch of 2 RGB images of 16 x 16
+    assert loaded == [{"worker": "w0", "source": "ImageFolder", "folder": str(data), "images": 9,
+                       "classes": ["cat", "dog", "eel"], "per_class": [2, 3, 4], "batch_shape": [2, 3, 16, 16]}]  # fmt: skip
+    # 10 images in batches of 2: the warm-up, 2 timed local steps and 2 steps draw 5 batches, the whole
+    # (shuffled) folder, so the broken one is decoded whatever the order
+    (data / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
+    r = run_cli(*args, timeout=300)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "broken.png" in r.stderr, r.stderr
 
 
 @pytest.mark.root

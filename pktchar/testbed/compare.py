@@ -152,14 +152,14 @@ def compare(
     ts = tab.ts[idx]
     flen = tab.frame_len[idx]
     pay = tab.payload[idx] - (FRAGMENT_HEADER if proto == "udp" else 0)
-    frames = _split_frames(
-        ts, flen, pay, frames_pred, t, rate, int(prediction.get("burst_bytes", 0)) or 2 * (t.mtu + 14)
-    )
+    # tbf's bucket on this flow: the prediction's, else (older or hand-written predictions) the one the
+    # testbed gives the shaped rate
+    bucket = int(prediction.get("burst_bytes", 0)) or shaping.default_bucket(rate, t.mtu)
+    frames = _split_frames(ts, flen, pay, frames_pred, t, rate, bucket)
     if app_results:
         # the prediction's own per-frame transfer time (at the calibrated rate when there is one); older
         # predictions carry none: the same tbf model, a full bucket at each frame's start
         cal = prediction.get("calibrated_rate_bps")
-        bucket = int(prediction.get("burst_bytes", 0)) or 2 * (t.mtu + 14)
         transfer_by_id = {
             fp["id"]: fp.get("transfer_s_calibrated") if cal and fp.get("transfer_s_calibrated") is not None
             else fp.get("transfer_s") or shaping.transfer_time(shaping.frame_lengths(fp["sizes"]), cal or rate, bucket)

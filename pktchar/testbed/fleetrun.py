@@ -182,18 +182,21 @@ class FleetScenario:
         groups = [Group(p.spec.name, p.spec.count, p.sizes[0], p.spec.fps, p.uplink_bps, p.spec.model, p.split,
                         p.spec.res) for p in self.prepared]  # fmt: skip
         self.model = predict(groups, self.cfg.edge_link, transport=self.transport, stagger=self.cfg.stagger,
-                             frames=self.cfg.frames, budget_s=self.cfg.latency)  # fmt: skip
+                             frames=self.cfg.frames, budget_s=self.cfg.latency,
+                             bucket=self.link.burst)  # fmt: skip
         flows = []
         for k, (d, p) in enumerate(self.devices):
+            # the tbf on this device's egress, with its own bucket (not the fastest device's)
+            up = Link(self.uplinks[d], mtu=self.link.mtu, burst=self.link.burst)
             flows.append(FlowPrediction(
                 name=d, proto="tcp", src_ip=topo.eps[d].ip, dst_ip=topo.eps[EDGE].ip, port=PORT_BASE + k, mtu=1500,
                 ip_version=4, app_header=self.transport.app_header, rate_bps=self.uplinks[d],
-                bucket_bytes=self.link.bucket, frames=predict_frames(p.sizes, self.transport, Link(self.uplinks[d])),
+                bucket_bytes=up.bucket, frames=predict_frames(p.sizes, self.transport, up),
             ))  # fmt: skip
         m = self.model
         model = {"offered_bps": m.offered_bps, "edge_rate": m.edge_rate, "utilisation": m.utilisation,
                  "saturated": m.saturated, "goodput_bps": m.goodput_bps, "jain": m.jain,
-                 "devices": [asdict(x) for x in m.devices]}  # fmt: skip
+                 "edge_bucket_bytes": m.edge_bucket_bytes, "devices": [asdict(x) for x in m.devices]}  # fmt: skip
         return Prediction("fleet", {**self.config(), "model": model}, tuple(flows))
 
     def start(self, topo: Topology, work: Path) -> None:
@@ -304,7 +307,7 @@ class FleetRun:
             "devices": self.devices,
             "predicted": {"offered_bps": p.offered_bps, "edge_rate": p.edge_rate, "utilisation": p.utilisation,
                           "saturated": p.saturated, "goodput_bps": p.goodput_bps, "jain": p.jain,
-                          "devices": [asdict(x) for x in p.devices]},
+                          "edge_bucket_bytes": p.edge_bucket_bytes, "devices": [asdict(x) for x in p.devices]},
             "measured": {"goodput_bps": self.aggregate_goodput_bps, "jain": self.jain,
                          "devices": [asdict(x) for x in self.measured]},
             "files": {"pcap": str(self.result.artifacts.pcap), "result": str(self.result.artifacts.result)},

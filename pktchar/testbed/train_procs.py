@@ -4,7 +4,9 @@ Run by :mod:`pktchar.testbed.trainsync` inside a worker's namespace with GLOO_SO
 that namespace's veth and MASTER_ADDR/MASTER_PORT to rank 0's rendezvous (a TCPStore). Prints JSON
 lines (wall-clock seconds, the clock tcpdump stamps packets with):
 
-    {"event": "compute", ...}     local steps without DDP: forward, backward, optimizer seconds
+    {"event": "compute", ...}     local steps without DDP: forward, backward, optimizer seconds, and
+                                  ``data``: what the worker loaded (an ImageFolder's images and classes
+                                  as it found them on disk, the first batch's shape)
     {"event": "ready", ...}       the process group is up
     {"event": "ddp", ...}         DDP constructed (the initial state broadcast is done)
     {"event": "step", ...}        one DDP step: start, forward end, backward end, optimizer end
@@ -21,6 +23,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 PRESETS = ("seed000",)
@@ -94,9 +97,10 @@ def describe(net: Any) -> dict[str, Any]:
     }
 
 
-def batches(args: argparse.Namespace) -> Any:
+def batches(args: argparse.Namespace) -> tuple[Iterator[Any], dict[str, Any]]:
     """An endless iterator of (images, labels): an ImageFolder at ``--data`` or synthetic CIFAR-100-shaped
-    tensors (random pixels: the traffic does not depend on them)."""
+    tensors (random pixels: the traffic does not depend on them); and what was loaded, for the worker's
+    ``compute`` event: the source, and for a folder its images and classes as found on disk."""
     import torch
 
     if args.data:
@@ -108,16 +112,29 @@ def batches(args: argparse.Namespace) -> Any:
         )
         if len(ds.classes) > args.classes:
             raise ValueError(f"--data has {len(ds.classes)} classes, more than --classes {args.classes}")
+        per_class = [0] * len(ds.classes)
+        for _, target in ds.samples:
+            per_class[target] += 1
+        info = {"source": "ImageFolder", "folder": args.data, "images": len(ds), "classes": list(ds.classes),
+                "per_class": per_class}  # fmt: skip
         g = torch.Generator().manual_seed(args.rank)
         loader = torch.utils.data.DataLoader(ds, batch_size=args.batch, shuffle=True, generator=g)
+
+        def folder() -> Iterator[Any]:
+            while True:
+                yield from loader
+
+        return folder(), info
+
+    def synthetic() -> Iterator[Any]:
+        g = torch.Generator().manual_seed(1000 + args.rank)
         while True:
-            yield from loader
-    g = torch.Generator().manual_seed(1000 + args.rank)
-    while True:
-        yield (
-            torch.randn(args.batch, 3, args.res, args.res, generator=g),
-            torch.randint(0, args.classes, (args.batch,), generator=g),
-        )
+            yield (
+                torch.randn(args.batch, 3, args.res, args.res, generator=g),
+                torch.randint(0, args.classes, (args.batch,), generator=g),
+            )
+
+    return synthetic(), {"source": "synthetic", "classes": args.classes}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,10 +183,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ValueError("the model has no trainable parameters")
     opt = torch.optim.SGD(params, lr=0.01, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
-    data = batches(args)
+    data, loaded = batches(args)
 
     def step(model: Any) -> tuple[float, float, float, float]:
         x, y = next(data)
+        loaded.setdefault("batch_shape", list(x.shape))  # the first batch's images, as the model gets them
         t0 = time.time()
         out = model(x)
         loss = loss_fn(out, y)
@@ -187,7 +205,7 @@ def _run(args: argparse.Namespace) -> int:
             fwd.append(t1 - t0)
             bwd.append(t2 - t1)
             ops.append(t3 - t2)
-    emit({"event": "compute", "rank": args.rank, "fwd_s": fwd, "bwd_s": bwd, "opt_s": ops})
+    emit({"event": "compute", "rank": args.rank, "fwd_s": fwd, "bwd_s": bwd, "opt_s": ops, "data": loaded})
     if args.local:
         for k in range(args.steps):
             t0, t1, t2, t3 = step(net)

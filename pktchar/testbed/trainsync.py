@@ -513,6 +513,7 @@ class TrainReport:
     error: str | None
     result: Result | None
     notes: list[str] = field(default_factory=list)
+    data: list[dict[str, Any]] = field(default_factory=list)  # what each worker loaded (its compute event)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("result", "plan", "config")}
@@ -689,7 +690,7 @@ def analyse(cfg: TrainConfig, plan: Plan, res: Result) -> TrainReport:
     }
     caps = {e: {**asdict(c), "complete": c.complete} for e, c in res.captures.items()}
     return TrainReport(cfg, plan, res.source, compute, rows, per_worker, cons, timing, ddp, caps, res.error, res,
-                       list(res.notes))  # fmt: skip
+                       list(res.notes), _loaded(comp))  # fmt: skip
 
 
 def step_comm(plan: Plan, k: int, rate: float) -> tuple[float, float, float]:
@@ -828,7 +829,14 @@ def train_local(cfg: TrainConfig, plan: Plan) -> TrainReport:
                     e["t_end"] - e["t0"]) for e in ev if e.get("event") == "step"]  # fmt: skip
     timing = predict_time(cfg, plan, compute, rows)
     return TrainReport(cfg, plan, plan.source, compute, rows, [], {}, timing, {}, {}, err, None,
-                       ["one worker: run locally without a network (nothing to synchronise), compute only"])  # fmt: skip
+                       ["one worker: run locally without a network (nothing to synchronise), compute only"],
+                       _loaded([e for e in ev if e.get("event") == "compute"]))  # fmt: skip
+
+
+def _loaded(compute_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each worker says it loaded, from its compute event, in worker order."""
+    return [{"worker": f"w{e['worker']}", **e["data"]} for e in sorted(compute_events, key=lambda e: e["worker"])
+            if "data" in e]  # fmt: skip
 
 
 def train_sync(cfg: TrainConfig, progress: Progress | None = None, plan: Plan | None = None) -> TrainReport:
