@@ -7,7 +7,7 @@ with the backend under test. Frames are random bytes of a fixed size (the size o
 payload; what the bytes are does not change the packets). Per backend and rate it reports: packets
 through the interface, captured, kernel drops, complete yes/no, CPU seconds of the capture process,
 of the sender and the receiver, softirq seconds of the whole machine, goodput measured against the tbf
-model (:mod:`pktchar.testbed.shaping`) at the nominal and the calibrated rate, and the per-frame
+model (:mod:`pktchar.core.shaping`) at the nominal and the calibrated rate, and the per-frame
 transfer time error. Written to ``reports/benchmarks.md`` (section ``capture``).
 
     .venv/bin/python benchmarks/bench_capture.py [--frames 40] [--repeat 2] [--out reports/benchmarks.md]   (as root)
@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _report import REPORT, write_section  # noqa: E402
 
-from pktchar.packets import Transport, packetize  # noqa: E402
-from pktchar.testbed import shaping  # noqa: E402
+from pktchar.core import shaping  # noqa: E402
+from pktchar.core.packets import Transport, packetize  # noqa: E402
 from pktchar.testbed.capture import Capture, wait_line  # noqa: E402
 from pktchar.testbed.netns import Link, Topology  # noqa: E402
 from pktchar.testbed.pcap import read  # noqa: E402
@@ -272,7 +272,7 @@ def main() -> int:
         "bucket `shaping.default_bucket` (3,028 B at 80 Mbit/s, 13,626 B at 1 Gbit/s); *old*: tcpdump "
         "--immediate-mode, 128 B snap length, 3,028 B bucket. Frames: 100,352 B at 80 Mbit/s, 1,605,632 B at "
         "1 Gbit/s (the sizes of VGG-16 pool5 at 224 and 896, fp32; random bytes). Predictions: the tbf model "
-        "of `pktchar.testbed.shaping` (full bucket at each frame start) at the set (nominal) rate and at the "
+        "of `pktchar.core.shaping` (full bucket at each frame start) at the set (nominal) rate and at the "
         "calibrated rate (the rate that makes the model's transfer time fit the calibration transfer). "
         "Goodput: frame bytes after each frame's first packet over the capture's first-to-last-packet span. "
         "Transfer: the sender's send call to the last byte read at the edge. CPU: user + system seconds of "

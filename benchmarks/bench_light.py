@@ -34,12 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 QOS_TARGET_S, QOS_TARGET_MB = 0.5, 120.0
 PROFILE_TARGET_RATIO = 1.15
 PROFILE = "pktchar profile vgg16 --res 1080p"
-# the bare import done the way pktchar's model commands import torch (pktchar/_cli_torch.py): the fair
+# the bare import done the way pktchar's model commands import torch (pktchar/cli/torch_first.py): the fair
 # baseline for what pktchar itself adds, since the collector pause and freeze speed up the import too
 FROZEN_IMPORT = "import gc; gc.disable(); import torch; gc.freeze(); gc.enable(); import torchvision"
 FROZEN_LABEL = "the same import, torch with the collector paused then frozen (as pktchar does)"
 
-# Runs pktchar's console entry point (pktchar.cli:main, as the `pktchar` script does) or a module's
+# Runs pktchar's console entry point (pktchar.cli.app:main, as the `pktchar` script does) or a module's
 # __main__, then, if asked, tells a file whether torch was imported by the time the command ended.
 WRAPPER = r"""
 import os, sys
@@ -54,7 +54,7 @@ if kind == "module":
     runpy.run_module(target, run_name="__main__", alter_sys=True)
 else:
     sys.argv = ["pktchar", *args]
-    from pktchar.cli import main
+    from pktchar.cli.app import main
     sys.exit(main())
 """
 
@@ -281,7 +281,7 @@ def report(
         "",
         "Where a model command's time goes besides the import (`python -X importtime`, cProfile, gc.callbacks): "
         "the cyclic collector's full collections walking the millions of objects torch makes, during the "
-        "import and after it, are what `pktchar/_cli_torch.py` removes (torch imported with the collector "
+        "import and after it, are what `pktchar/cli/torch_first.py` removes (torch imported with the collector "
         "paused, then `gc.freeze()`); what is left is typer (which imports pydantic to coerce every "
         "option), rich (import and table rendering), pktchar's own modules, and the meta build and trace "
         "(about 0.015 s for vgg16 at 1080p). The zoo lookup (under 2 ms), pandas and matplotlib (not "

@@ -31,8 +31,8 @@ from _report import REPORT, write_section
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from pktchar.packets import Transport, packetize  # noqa: E402
-from pktchar.wire import ANSWER, FRAME  # noqa: E402
+from pktchar.core.packets import Transport, packetize  # noqa: E402
+from pktchar.core.wire import ANSWER, FRAME  # noqa: E402
 
 N = 1_000_000
 PAYLOAD, MSS, RATE, SNAP = 100_352, 1448, 1e9, 128

@@ -34,7 +34,7 @@ CHILD = r"""
 import json, sys, time
 tool, name, res = sys.argv[1:4]
 import torch, torchvision.models  # imports are outside the timed step for both tools
-from pktchar.resolution import parse_resolution
+from pktchar.core.resolution import parse_resolution
 r = parse_resolution(res)
 if tool == "pktchar-name":  # from the name: build on meta, trace
     import pktchar

@@ -10,18 +10,18 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from .errors import PktcharError
-from .resolution import Resolution, parse_resolution
+from .core.errors import PktcharError
+from .core.resolution import Resolution, parse_resolution
 
 if TYPE_CHECKING:
-    from .profiler import CutTensor, Layer, Profile, Split, profile
+    from .model.profiler import CutTensor, Layer, Profile, Split, profile
 
 _LAZY = {"CutTensor", "Layer", "Profile", "Split", "profile"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from . import profiler as _profiler
+        from .model import profiler as _profiler
 
         return getattr(_profiler, name)
     raise AttributeError(f"module 'pktchar' has no attribute {name!r}")

@@ -35,7 +35,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def run_cli(*args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run the installed ``pktchar`` console script as a user would."""
     exe = Path(sys.executable).with_name("pktchar")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pktchar.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "pktchar.cli.app"]
     return subprocess.run([*cmd, *args], capture_output=True, text=True, check=check, timeout=timeout)
 
 

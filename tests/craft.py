@@ -11,7 +11,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from pktchar.wire import ANSWER, FRAME
+from pktchar.core.wire import ANSWER, FRAME
 
 DEV, EDGE, PORT, SPORT = "10.213.0.1", "10.213.0.2", 5201, 40000
 MAC_DEV, MAC_EDGE = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
@@ -176,7 +176,7 @@ def write_pcapng(
 
 def prediction(payloads: list[int], dev: str, edge: str, port: int, rate: float = 80e6) -> dict:
     """The flow prediction replay makes for frames of ``payloads`` (TCP, MTU 1500), in compare's form."""
-    from pktchar.packets import Transport
+    from pktchar.core.packets import Transport
     from pktchar.testbed.netns import Link
     from pktchar.testbed.scenario import FlowPrediction, predict_frames
 

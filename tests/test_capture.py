@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from pktchar.packets import Transport
-from pktchar.testbed import netns, shaping
+from pktchar.core import shaping
+from pktchar.core.packets import Transport
+from pktchar.testbed import netns
 from pktchar.testbed.capture import Capture, CaptureStats, wait_line
 from pktchar.testbed.netns import Link, Topology
 from pktchar.testbed.pcap import read

@@ -102,7 +102,7 @@ def _help_rows(command: str) -> tuple[dict[str, str], str]:
 def _commands() -> list[str]:
     import typer.main
 
-    from pktchar.cli import app
+    from pktchar.cli.app import app
 
     group = typer.main.get_command(app)
     out = []
@@ -120,7 +120,7 @@ def test_help_lists_every_option_the_command_declares(command):
     import typer.main
     from typer.core import TyperArgument, TyperOption
 
-    from pktchar.cli import app
+    from pktchar.cli.app import app
 
     cmd = typer.main.get_command(app)
     for part in command.split():
@@ -141,7 +141,7 @@ def test_help_lists_every_option_the_command_declares(command):
 
 
 def test_profile_help_names_every_resolution_preset():
-    from pktchar.resolution import PRESETS
+    from pktchar.core.resolution import PRESETS
 
     rows, _ = _help_rows("profile")
     # the presets parse_resolution knows, and the source paper's future sizes (x10, x100: N x 8K's pixels)

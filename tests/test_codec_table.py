@@ -11,10 +11,10 @@ import torch
 import torchvision.models as tvm
 
 import pktchar
-from pktchar import codec
-from pktchar.codec import Coding, coded_size, quantize, tensor_bytes
-from pktchar.errors import PktcharError
-from pktchar.table import packet_table
+from pktchar.core.errors import PktcharError
+from pktchar.model import codec
+from pktchar.model.codec import Coding, coded_size, quantize, tensor_bytes
+from pktchar.model.table import packet_table
 
 
 def test_dtype_overheads():

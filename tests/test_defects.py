@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 import pktchar
-from pktchar.codec import Coding, quantize
-from pktchar.errors import PktcharError
-from pktchar.table import packet_table
+from pktchar.core.errors import PktcharError
+from pktchar.model.codec import Coding, quantize
+from pktchar.model.table import packet_table
 
 from conftest import run_cli
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from pktchar import figures
-from pktchar.table import packet_table
+from pktchar.model.table import packet_table
+from pktchar.present import figures
 
 
 def _bar_lookup(fig, px: np.ndarray):

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from pktchar.errors import PktcharError
-from pktchar.fleet import Group, TokenBucket, jain, predict, saturation_n
+from pktchar.core.errors import PktcharError
+from pktchar.core.fleet_model import Group, TokenBucket, jain, predict, saturation_n
 from pktchar.testbed.fleetrun import MAX_DEVICES, FleetConfig, GroupSpec, check, load_scenario
 
 from conftest import run_cli
@@ -107,8 +107,8 @@ def test_mixed_fleet_flow_predictions_carry_each_device_bucket():
 
 
 def test_fleet_model_stays_light():
-    """pktchar.fleet takes the bucket rule from testbed.shaping: still no torch (nor numpy) on import."""
-    code = "import sys, pktchar.fleet; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
+    """pktchar.core.fleet_model takes the bucket rule from testbed.shaping: still no torch (nor numpy) on import."""
+    code = "import sys, pktchar.core.fleet_model; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
 
@@ -249,8 +249,8 @@ def test_fleet_qos_view_by_hand():
     """The QoS view of a 3-camera fleet (no run needed: a prediction stands in for the result)."""
     from types import SimpleNamespace
 
-    from pktchar import views
-    from pktchar.packets import Transport
+    from pktchar.core.packets import Transport
+    from pktchar.present import views
     from pktchar.testbed.netns import Link
     from pktchar.testbed.scenario import FlowPrediction, Prediction, predict_frames
 

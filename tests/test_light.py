@@ -8,13 +8,13 @@ import sys
 
 import pytest
 
-# Runs the console entry point (pktchar.cli:main, as the `pktchar` script does); at exit, reports on
+# Runs the console entry point (pktchar.cli.app:main, as the `pktchar` script does); at exit, reports on
 # stderr whether torch was imported and how many objects gc.freeze() moved to the permanent generation.
 WRAPPER = r"""
 import atexit, gc, sys
 atexit.register(lambda: print(f"TORCH={'torch' in sys.modules} FROZEN={gc.get_freeze_count()}", file=sys.stderr))
 sys.argv = ["pktchar", *sys.argv[1:]]
-from pktchar.cli import main
+from pktchar.cli.app import main
 main()
 """
 

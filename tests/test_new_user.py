@@ -164,8 +164,8 @@ def test_live_run_keeps_headers_names_sizes_and_says_its_phases(tmp_path, nothin
 
 
 def test_library_errors_name_fields_and_the_command_names_flags():
-    from pktchar.codec import Coding
-    from pktchar.errors import PktcharError
+    from pktchar.core.errors import PktcharError
+    from pktchar.model.codec import Coding
 
     with pytest.raises(PktcharError) as e:
         Coding(dtype="fp32", compression=1.5)

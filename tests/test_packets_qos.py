@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pktchar.errors import PktcharError
-from pktchar.packets import Transport, packetize, wire_size
-from pktchar.qos import FIVEQI_TABLE, requirements, size_class
-from pktchar.units import parse_bytes, parse_duration, parse_rate
+from pktchar.core.errors import PktcharError
+from pktchar.core.packets import Transport, packetize, wire_size
+from pktchar.core.qos import FIVEQI_TABLE, requirements, size_class
+from pktchar.core.units import parse_bytes, parse_duration, parse_rate
 
 
 def test_tcp_ipv4_1500():

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from pktchar import partition as P
-from pktchar.errors import PktcharError
+from pktchar.core.errors import PktcharError
+from pktchar.model import partition as P
 from pktchar.testbed.upload import UploadConfig, check, prepare
 
 

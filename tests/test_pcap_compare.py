@@ -10,7 +10,7 @@ import pytest
 from craft import prediction
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
-from pktchar.errors import PktcharError
+from pktchar.core.errors import PktcharError
 from pktchar.testbed.compare import compare
 from pktchar.testbed.pcap import PcapError, read
 
@@ -221,7 +221,7 @@ def test_compare_output_has_no_exponents(tmp_path):
 
     from rich.console import Console
 
-    from pktchar import views
+    from pktchar.present import views
 
     f = tmp_path / "big.pcap"
     wrpcap(str(f), _flow([2_100_000]))

@@ -11,9 +11,9 @@ import pytest
 from craft import DEV, EDGE, PORT, ipv4_tcp, prediction, sll, sll2, tcp_flow, write_pcap, write_pcapng
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
-from pktchar import wire
-from pktchar.errors import PktcharError
-from pktchar.packets import Transport, packetize
+from pktchar.core import wire
+from pktchar.core.errors import PktcharError
+from pktchar.core.packets import Transport, packetize
 from pktchar.testbed.compare import compare
 from pktchar.testbed.dissector import lua_dissector
 from pktchar.testbed.pcap import PcapError, addr_key, read_columns

@@ -3,7 +3,7 @@ exponents typeset as superscripts, table numbers in document order, a table page
 
 Three report folders are compiled: ``pktchar report`` on vgg16 at four resolutions with a link (its
 packet table has 14 columns, its flows table 17), a compare report from a crafted capture, and a run
-report through the skeleton every testbed report uses (:func:`pktchar.run_report.write_folder`) with a
+report through the skeleton every testbed report uses (:func:`pktchar.present.run_report.write_folder`) with a
 table as wide as the fleet's per-device table, once short (a float) and once too long for one page (a
 longtable), and bullets that carry packet error rates.
 """
@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from craft import DEV, EDGE, PORT, prediction, tcp_flow, write_pcap
 
-from pktchar.radio import carrier
-from pktchar.render import Column, Table, tex_escape, to_csv, to_latex, to_markdown
-from pktchar.report import collect, write
-from pktchar.run_report import write_comparison, write_folder
+from pktchar.core.radio import carrier
+from pktchar.present.render import Column, Table, tex_escape, to_csv, to_latex, to_markdown
+from pktchar.present.report import collect, write
+from pktchar.present.run_report import write_comparison, write_folder
 from pktchar.testbed.compare import compare
 
 from conftest import IN_CI

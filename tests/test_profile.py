@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import pktchar
-from pktchar.errors import ModelRejectsInput, PktcharError, UnknownModelError
+from pktchar.core.errors import ModelRejectsInput, PktcharError, UnknownModelError
 
 MB = 10**6
 

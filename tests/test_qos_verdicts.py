@@ -10,11 +10,11 @@ import json
 
 import pytest
 
-from pktchar.errors import PktcharError
-from pktchar.qos import DEFAULT_RELIABILITY, requirements
-from pktchar.radio import RADIOS, carrier
-from pktchar.render import Column, cell_exact, cell_human, plain
-from pktchar.units import human_duration, human_factor, human_number, human_per
+from pktchar.core.errors import PktcharError
+from pktchar.core.qos import DEFAULT_RELIABILITY, requirements
+from pktchar.core.radio import RADIOS, carrier
+from pktchar.core.units import human_duration, human_factor, human_number, human_per
+from pktchar.present.render import Column, cell_exact, cell_human, plain
 
 from conftest import run_cli
 
@@ -232,7 +232,7 @@ def test_formatting_helpers_have_no_exponents():
 
 
 def test_native_resolutions_from_the_weights_transforms():
-    from pktchar.zoo import registry
+    from pktchar.model.zoo import registry
 
     reg = registry()
     # torchvision's weights tables: EfficientNet-B1 IMAGENET1K_V2 crop 240, B7 600, V2-S 384, V2-L 480,
@@ -270,7 +270,7 @@ def test_link_without_split_warns():
 
 
 def test_report_tex_command_keeps_double_dashes():
-    from pktchar.report import _tex_value
+    from pktchar.present.report import _tex_value
 
     assert (
         _tex_value("command", "pktchar report vgg16 --res 224")

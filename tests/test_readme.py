@@ -1074,7 +1074,7 @@ def _default(cmd: str, opt: str) -> str:
     if words[0] == "pktchar":
         import typer.main
 
-        from pktchar.cli import app
+        from pktchar.cli.app import app
 
         command: Any = typer.main.get_command(app)
         for w in words[1:]:

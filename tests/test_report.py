@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 import pktchar
-from pktchar import figures
-from pktchar.codec import Coding
-from pktchar.errors import PktcharError
-from pktchar.packets import packetize
-from pktchar.report import collect, write
-from pktchar.table import packet_table
+from pktchar.core.errors import PktcharError
+from pktchar.core.packets import packetize
+from pktchar.model.codec import Coding
+from pktchar.model.table import packet_table
+from pktchar.present import figures
+from pktchar.present.report import collect, write
 
 from conftest import IN_CI, run_cli
 

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from pktchar.errors import ResolutionError
-from pktchar.resolution import parse_resolution, parse_resolutions
+from pktchar.core.errors import ResolutionError
+from pktchar.core.resolution import parse_resolution, parse_resolutions
 
 
 @pytest.mark.parametrize(

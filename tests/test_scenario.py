@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pktchar.errors import PktcharError
-from pktchar.packets import Transport
+from pktchar.core.errors import PktcharError
+from pktchar.core.packets import Transport
 from pktchar.testbed.netns import Link
 from pktchar.testbed.scenario import (
     Artifacts,
@@ -118,8 +118,8 @@ def test_compare_capture_reads_the_prediction_beside_the_pcap(tmp_path):
 
 def test_the_core_imports_no_torch():
     code = (
-        "import sys, pktchar, pktchar.cli, pktchar.testbed.scenario, pktchar.testbed.replay, "
-        "pktchar.testbed.endpoint, pktchar.run_report, pktchar.views; print('torch' in sys.modules)"
+        "import sys, pktchar, pktchar.cli.app, pktchar.testbed.scenario, pktchar.testbed.replay, "
+        "pktchar.testbed.endpoint, pktchar.present.run_report, pktchar.present.views; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

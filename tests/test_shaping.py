@@ -1,4 +1,4 @@
-"""The tbf model against numbers worked out by hand (sch_tbf semantics, see pktchar/testbed/shaping.py).
+"""The tbf model against numbers worked out by hand (sch_tbf semantics, see pktchar/core/shaping.py).
 
 At 80 Mbit/s one byte of tokens takes 8 / 80e6 s = 0.1 us, so a full 1,514 B packet costs 151.4 us and
 the testbed's 3,028 B bucket (2 x (1,500 + 14)) holds 302.8 us."""
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from pktchar.packets import Transport, packetize
-from pktchar.testbed import shaping
-from pktchar.testbed.shaping import ShapingError
+from pktchar.core import shaping
+from pktchar.core.packets import Transport, packetize
+from pktchar.core.shaping import ShapingError
 
 US = 1e-6
 FULL = [1514] * 70

@@ -1,4 +1,4 @@
-"""pktchar.torch_compat: every private torch name works on this torch, and every fallback, run with the
+"""pktchar.model.torch_compat: every private torch name works on this torch, and every fallback, run with the
 private name taken away, gives the same answer on a real case (or the documented degraded one)."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch.utils.flop_counter as flop_counter
 from torch import nn
 
 import pktchar
-from pktchar import profiler, torch_compat, zoo
-from pktchar.errors import PktcharError
+from pktchar.core.errors import PktcharError
+from pktchar.model import profiler, torch_compat, zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,8 +90,8 @@ saved = {(m, n): getattr(m, n) for m, n in taken}
 for m, n in taken:
     delattr(m, n)
 try:
-    import pktchar.profiler
-    from pktchar import torch_compat as c
+    import pktchar.model.profiler
+    from pktchar.model import torch_compat as c
 finally:
     for (m, n), v in saved.items():
         setattr(m, n, v)
@@ -100,12 +100,12 @@ out = {
     "flatten": c.tree_flatten is c._fallback_tree_flatten,
     "flops": c.FLOP_FORMULAS.keys() == c._fallback_flop_formulas().keys(),
     "ctors": c.DEVICE_CONSTRUCTORS is not None and c.DEVICE_CONSTRUCTORS == c._fallback_device_constructors(),
-    "vgg16": json.loads(pktchar.profiler.profile("vgg16", "224").to_json()),
+    "vgg16": json.loads(pktchar.model.profiler.profile("vgg16", "224").to_json()),
 }
 try:
-    pktchar.profiler.profile("vit_b_16")
+    pktchar.model.profiler.profile("vit_b_16")
     out["vit"] = "profiled"
-except pktchar.errors.PktcharError as e:
+except pktchar.core.errors.PktcharError as e:
     out["vit"] = str(e)
 print(json.dumps(out))
 """
@@ -396,14 +396,14 @@ def test_no_private_torch_name_outside_compat() -> None:
     ]
     assert found == []
     # the patterns do find what they are for
-    compat = (ROOT / "pktchar" / "torch_compat.py").read_text()
+    compat = (ROOT / "pktchar" / "model" / "torch_compat.py").read_text()
     assert all(p.search(compat) for p in PRIVATE)
 
 
 def test_light_modules_do_not_import_compat() -> None:
     code = (
         "import sys, pktchar, pktchar.testbed.trainsync, pktchar.testbed.train_procs; "
-        "print('torch' in sys.modules, 'pktchar.torch_compat' in sys.modules)"
+        "print('torch' in sys.modules, 'pktchar.model.torch_compat' in sys.modules)"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
                        cwd=ROOT)  # fmt: skip

@@ -203,7 +203,7 @@ def test_rendezvous_port_in_use_is_one_line() -> None:
     import subprocess
     import sys
 
-    from pktchar.errors import PktcharError
+    from pktchar.core.errors import PktcharError
     from pktchar.testbed.netns import Link, Topology
     from pktchar.testbed.trainsync import port_free
 

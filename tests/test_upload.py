@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pktchar import partition as P
-from pktchar import zoo
+from pktchar.model import partition as P
+from pktchar.model import zoo
 from pktchar.testbed.upload import UploadConfig, upload
 
 pytestmark = [pytest.mark.root, pytest.mark.usefixtures("nothing_left_behind")]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..wire import ETH_HEADER, IP_HEADER
+from ..core.wire import ETH_HEADER, IP_HEADER
 from .netns import TestbedError, Topology
 
 

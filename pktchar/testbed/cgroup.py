@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import PktcharError
+from ..core.errors import PktcharError
 
 PERIOD_US = 100_000
 V1 = Path("/sys/fs/cgroup/cpu")

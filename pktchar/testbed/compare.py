@@ -2,7 +2,7 @@
 
 The prediction is a JSON document (``replay`` writes one beside its pcap):
 the flow's addresses and port, transport, shaped rate and tbf bucket, and for
-every frame its payload and the packets :func:`pktchar.packets.packetize`
+every frame its payload and the packets :func:`pktchar.core.packets.packetize`
 predicts. Frames are found in the capture by the byte offsets of the data
 direction (each application frame is ``app_header + payload`` bytes), so a
 retransmitted segment shows as one (counted apart, never as data twice).
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PktcharError
-from ..packets import FRAGMENT_HEADER, Transport, packetize
-from . import shaping
+from ..core import shaping
+from ..core.errors import PktcharError
+from ..core.packets import FRAGMENT_HEADER, Transport, packetize
 from .pcap import PLEN_LABELS, TCP, UDP, Columns, addr_key, addr_str, plen_bucket, plen_counts, read_columns
 from .scenario import PREDICTION_KIND
 

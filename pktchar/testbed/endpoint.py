@@ -1,6 +1,6 @@
 """The two ends of a replay, run inside their namespaces as ``python -m pktchar.testbed.endpoint``.
 
-The wire format (frame header, UDP fragment header, answer) is :mod:`pktchar.wire`'s. The
+The wire format (frame header, UDP fragment header, answer) is :mod:`pktchar.core.wire`'s. The
 endpoints import nothing heavier than the standard library.
 
 The receiver prints ``READY`` once it listens, then one JSON line a frame; the
@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..wire import ANSWER, FLAG_CALIBRATION, FLAG_LAST, FRAGMENT, IP_HEADER, UDP_HEADER
-from ..wire import FRAME as HEADER
+from ..core.wire import ANSWER, FLAG_CALIBRATION, FLAG_LAST, FRAGMENT, IP_HEADER, UDP_HEADER
+from ..core.wire import FRAME as HEADER
 
 IP_UDP = IP_HEADER[4] + UDP_HEADER
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)

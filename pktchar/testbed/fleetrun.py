@@ -3,7 +3,7 @@
 N device namespaces on a bridge, each with its own shaped uplink; the bridge's port into the edge
 namespace is shaped to the edge link, the bottleneck every device shares. Each device sends real coded
 payloads of its split (the frames of ``replay``) at its frame rate to its own receiver on the edge,
-which answers each frame. Predicted (pktchar.fleet: packetization and both token buckets) before a byte
+which answers each frame. Predicted (pktchar.core.fleet_model: packetization and both token buckets) before a byte
 is sent; measured per device from the application timings and the capture at the edge.
 """
 
@@ -20,10 +20,10 @@ from typing import Any
 
 import tomllib
 
-from ..errors import PktcharError
-from ..fleet import FleetPrediction, Group, aggregate_goodput, jain, percentile, predict
-from ..packets import Transport
-from ..phases import phase
+from ..core.errors import PktcharError
+from ..core.fleet_model import FleetPrediction, Group, aggregate_goodput, jain, percentile, predict
+from ..core.packets import Transport
+from ..core.phases import phase
 from .capture import wait_line
 from .netns import Link, Topology
 from .scenario import (
@@ -131,7 +131,7 @@ class Prepared:
 
 
 def check(cfg: FleetConfig) -> None:
-    from ..units import parse_rate
+    from ..core.units import parse_rate
 
     n = cfg.devices
     if n < 1:
@@ -358,7 +358,7 @@ def analyse(sc: FleetScenario, res: Result) -> FleetRun:
 
 
 def prepare(cfg: FleetConfig) -> list[Prepared]:
-    from ..units import parse_rate
+    from ..core.units import parse_rate
     from .replay import ReplayConfig, payloads
 
     out = []

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PktcharError
-from .shaping import default_bucket
+from ..core.errors import PktcharError
+from ..core.shaping import default_bucket
 
 PREFIX = "pktc"
 STATE_DIR = Path(os.environ.get("PKTCHAR_STATE_DIR", "/run/pktchar"))
@@ -196,7 +196,7 @@ class Link:
 
     def bucket_for(self, rate: float) -> int:
         """tbf bucket of a direction shaped at ``rate``: ``burst`` if set, else 2 full frames up to
-        242 Mbit/s and more above (:func:`pktchar.testbed.shaping.default_bucket`)."""
+        242 Mbit/s and more above (:func:`pktchar.core.shaping.default_bucket`)."""
         return self.burst or default_bucket(rate, self.mtu)
 
 

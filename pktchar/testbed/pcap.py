@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import PktcharError
-from ..wire import ETH_HEADER
+from ..core.errors import PktcharError
+from ..core.wire import ETH_HEADER
 
 MAGICS = {
     0xA1B2C3D4: ("<", 1e-6),

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..codec import Coding, Measured, encode, quantize
-from ..errors import PktcharError
-from ..packets import Transport
+from ..core.errors import PktcharError
+from ..core.packets import Transport
+from ..model.codec import Coding, Measured, encode, quantize
 from .capture import wait_line
 from .netns import Link, Topology, require_root
 from .scenario import (
@@ -82,8 +82,8 @@ def payloads(cfg: ReplayConfig, measured: Measured | None = None) -> tuple[list[
     other the frames are the exact coded size at the target, filled with the real coded bytes."""
     import torch
 
-    from ..codec import real_model_and_images
-    from ..profiler import cut_sets, profile, trace_values
+    from ..model.codec import real_model_and_images
+    from ..model.profiler import cut_sets, profile, trace_values
 
     p = profile(cfg.model, cfg.res, dtype=cfg.dtype)
     split = p.split(cfg.split)
@@ -167,7 +167,7 @@ class Replay:
     def prepare(self) -> str:
         cfg = self.cfg
         if cfg.coder and self.measured is None:
-            from ..codec import measure
+            from ..model.codec import measure
 
             self.measured = measure(
                 cfg.model,
@@ -322,7 +322,7 @@ def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress 
 def _judge_at_the_path(res: Result, cfg: ReplayConfig, stale: bool) -> None:
     """Between real hosts nothing enforces ``--link``: time each frame at this host (send -> the edge's
     answer back here) against the rate the calibration measured on the path (``--link`` without one)."""
-    from ..units import human_rate
+    from ..core.units import human_rate
 
     flow = res.prediction.flow()
     res.application = AppTiming.of(res.frames, flow.app_header, cfg.link, res.calibration)

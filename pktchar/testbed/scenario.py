@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import PktcharError
-from ..packets import Transport, packetize
-from ..phases import phase
+from ..core.errors import PktcharError
+from ..core.packets import Transport, packetize
+from ..core.phases import phase
 from .capture import Capture, CaptureStats, wait_line
 from .netns import Link, TestbedError, Topology, require_root
 
@@ -274,7 +274,7 @@ def predict_frames(
 ) -> tuple[FramePrediction, ...]:
     """Packets and transfer times of application frames of ``payloads`` bytes over ``link``'s uplink: each
     frame handed to the socket at once, starting on a full tbf bucket (``shaping.transfer_time``)."""
-    from .shaping import frame_lengths, transfer_time
+    from ..core.shaping import frame_lengths, transfer_time
 
     out = []
     for i, s in enumerate(payloads):

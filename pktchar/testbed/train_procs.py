@@ -58,7 +58,7 @@ def build_model(model: str, classes: int, freeze: bool, device: str = "cpu") -> 
             net.add_module("fc2", nn.Linear(512, classes))
         backbone = [f"features.{n}" for n, _ in feats.named_parameters()]
     else:
-        from .. import zoo
+        from ..model import zoo
 
         spec = zoo.resolve(model)
         try:
@@ -230,7 +230,7 @@ def _run(args: argparse.Namespace) -> int:
         t0, t1, t2, t3 = step(ddp)
         emit({"event": "step", "rank": args.rank, "step": k, "t0": t0, "t_fwd": t1, "t_bwd": t2, "t_end": t3})
         time.sleep(args.gap)  # a quiet gap: the capture splits into steps at these
-    from ..torch_compat import ddp_logging_data
+    from ..model.torch_compat import ddp_logging_data
 
     log = ddp_logging_data(ddp)
     emit({"event": "done", "rank": args.rank, "bucket_sizes": str(log.get("bucket_sizes", "")),

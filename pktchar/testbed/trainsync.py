@@ -45,10 +45,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PktcharError
-from ..packets import Transport
-from ..phases import phase as announce
-from ..wire import ETH_HEADER, IP_HEADER, TCP_HEADER, TCP_TIMESTAMPS
+from ..core.errors import PktcharError
+from ..core.packets import Transport
+from ..core.phases import phase as announce
+from ..core.wire import ETH_HEADER, IP_HEADER, TCP_HEADER, TCP_TIMESTAMPS
 from .netns import Link, Topology, require_root
 from .scenario import (
     Calibration,
@@ -276,7 +276,7 @@ def make_plan(model: str, desc: dict[str, Any], cfg: TrainConfig, mtu: int = 150
     elem = 2 if cfg.hook in ("fp16", "bf16") else 4
     grads = [p[1] * elem for p in train]
     # torch is loaded by now (the parameter list came from a model built with it); this module is not
-    from ..torch_compat import DDP_FIRST_BUCKET_BYTES
+    from ..model.torch_compat import DDP_FIRST_BUCKET_BYTES
 
     cap = int((cfg.bucket_mb if cfg.bucket_mb is not None else DEFAULT_CAP_MB) * MIB)
     first = DDP_FIRST_BUCKET_BYTES if cfg.bucket_mb is None else cap

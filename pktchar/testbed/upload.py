@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import PktcharError
-from ..packets import Transport, packetize
-from ..phases import phase
+from ..core.errors import PktcharError
+from ..core.packets import Transport, packetize
+from ..core.phases import phase
 from .capture import wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
@@ -112,9 +112,9 @@ def prepare(cfg: UploadConfig, progress: Any = None) -> Plan:
     """Build the model for real, measure each unit on both sides, choose and pack the partitions."""
     import torch
 
-    from .. import partition as P
-    from .. import zoo
-    from ..resolution import parse_resolution
+    from ..core.resolution import parse_resolution
+    from ..model import partition as P
+    from ..model import zoo
 
     spec = zoo.resolve(cfg.model)
     res = parse_resolution(cfg.res or str(spec.default_res))

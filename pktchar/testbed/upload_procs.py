@@ -3,7 +3,7 @@ namespaces as ``python -m pktchar.testbed.upload_procs edge|device|profile``. Re
 processes import torch.
 
 Connections (separate, as in IONN): *upload* (device -> edge: one frame a partition, the edge answers
-each build with an :data:`~pktchar.wire.ANSWER` naming the last partition it built) and *query*
+each build with an :data:`~pktchar.core.wire.ANSWER` naming the last partition it built) and *query*
 (device -> edge: a frame with a JSON head and the input tensor; edge -> device: a frame with the
 tensor at the end of the offloaded prefix).
 
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..wire import ANSWER, FLAG_LAST, FRAME
+from ..core.wire import ANSWER, FLAG_LAST, FRAME
 from .endpoint import _buffer, _recv_exact, emit, now
 
 LEN4 = 4
@@ -68,7 +68,7 @@ def _setup(model: str, res: str, threads: int) -> tuple[Any, Any]:
     import torch
 
     torch.set_num_threads(threads)
-    from ..resolution import parse_resolution
+    from ..core.resolution import parse_resolution
 
     r = parse_resolution(res)
     return torch, r
@@ -80,8 +80,8 @@ def _setup(model: str, res: str, threads: int) -> tuple[Any, Any]:
 
 def edge(a: argparse.Namespace) -> int:
     torch, r = _setup(a.model, a.res, a.threads)
-    from .. import partition as P
-    from .. import zoo
+    from ..model import partition as P
+    from ..model import zoo
 
     plan = json.loads(Path(a.plan).read_text())
     ranges = [tuple(x) for x in plan["ranges"]]
@@ -216,9 +216,9 @@ def _listen(port: int, bind: str, force_rcvbuf: bool) -> socket.socket | None:
 
 def device(a: argparse.Namespace) -> int:
     torch, r = _setup(a.model, a.res, a.threads)
-    from .. import partition as P
-    from .. import zoo
-    from ..codec import load_images
+    from ..model import partition as P
+    from ..model import zoo
+    from ..model.codec import load_images
 
     plan = json.loads(Path(a.plan).read_text())
     ranges = [tuple(x) for x in plan["ranges"]]
@@ -323,8 +323,8 @@ def device(a: argparse.Namespace) -> int:
 
 def profile(a: argparse.Namespace) -> int:
     torch, r = _setup(a.model, a.res, a.threads)
-    from .. import partition as P
-    from .. import zoo
+    from ..model import partition as P
+    from ..model import zoo
 
     torch.manual_seed(0)
     net = zoo.build(zoo.resolve(a.model), device="cpu").eval()

@@ -8,8 +8,8 @@ Layout of a report folder::
     tables/*.tex       each table alone, to \\input in a paper
     figures/*.png|pdf  each figure twice
 
-Tables go through :mod:`pktchar.render` (the same renderers ``profile`` and
-``table`` use); figures come from :mod:`pktchar.figures`.
+Tables go through :mod:`pktchar.present.render` (the same renderers ``profile`` and
+``table`` use); figures come from :mod:`pktchar.present.figures`.
 """
 
 from __future__ import annotations
@@ -25,17 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, figures, views
-from .codec import Coding, Measured
-from .errors import PktcharError
-from .packets import Transport
-from .profiler import Profile, Split, profile
-from .qos import DEFAULT_RELIABILITY, FIVEQI_SOURCE, RELIABILITY_SOURCE, Requirements, requirements
-from .radio import Carrier
+from .. import __version__
+from ..core.errors import PktcharError
+from ..core.packets import Transport
+from ..core.qos import DEFAULT_RELIABILITY, FIVEQI_SOURCE, RELIABILITY_SOURCE, Requirements, requirements
+from ..core.radio import Carrier
+from ..core.resolution import Resolution, parse_resolution
+from ..core.units import human_duration, human_number, human_per, human_rate
+from ..model.codec import Coding, Measured
+from ..model.profiler import Profile, Split, profile
+from ..model.table import PAPER_NAME, PacketTable, codings_for, packet_table
+from . import figures, views
 from .render import TEX_PREAMBLE, Column, Table, tex_command, tex_escape, to_latex, to_markdown
-from .resolution import Resolution, parse_resolution
-from .table import PAPER_NAME, PacketTable, codings_for, packet_table
-from .units import human_duration, human_number, human_per, human_rate
 from .views import carried_text
 
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .units import human_bytes, human_count, human_number, human_rate
+from ..core.units import human_bytes, human_count, human_number, human_rate
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ _TEX_ESCAPE = {
     "^": r"\textasciicircum{}",
 }
 
-# A power of ten as :func:`pktchar.units.human_per` writes it for people: ``10^-3``, ``2.5 x 10^-4``.
+# A power of ten as :func:`pktchar.core.units.human_per` writes it for people: ``10^-3``, ``2.5 x 10^-4``.
 _POWER = re.compile(r"(?<![\d.])(?:(\d+(?:\.\d+)?) x )?10\^(-?\d+)")
 
 

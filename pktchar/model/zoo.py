@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import PktcharError, UnknownModelError, did_you_mean
+from ..core.errors import PktcharError, UnknownModelError, did_you_mean
 from .torch_compat import DEVICE_CONSTRUCTORS, clear_forward_hooks, weights_top1
 
 Factory = Callable[..., nn.Module]
@@ -132,7 +132,7 @@ def _tv_factory(builder: Callable[..., nn.Module]) -> Factory:
 
 @lru_cache(maxsize=1)
 def _local_specs() -> dict[str, ModelSpec]:
-    from . import zoo_models
+    from .. import zoo_models
 
     specs: dict[str, ModelSpec] = {}
     for info in pkgutil.iter_modules(zoo_models.__path__):

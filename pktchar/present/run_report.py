@@ -11,8 +11,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from ..core.errors import PktcharError
 from . import figures, views
-from .errors import PktcharError
 from .render import TEX_PREAMBLE, Table, tex_command, tex_escape, to_latex, to_markdown
 
 
@@ -121,7 +121,7 @@ def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: 
 def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str = "") -> Path:
     """A fleet report folder: the per-device table of each run and, for a sweep, the sweep table and the
     latency-against-fleet-size figure."""
-    from .fleet import saturation_n
+    from ..core.fleet_model import saturation_n
 
     first = runs[0]
     g = first.result.config["groups"][0]
@@ -144,7 +144,7 @@ def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str
 def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: bool = False) -> Path:
     """A train-sync report folder: the plan, per-step and timing tables of the first multi-worker run, the
     workers table, the paper's two-board result explained (md, tex, figures, json)."""
-    from .testbed.trainsync import measured_variants, paper_rows
+    from ..testbed.trainsync import measured_variants, paper_rows
 
     main = next((r for r in reps if r.per_worker), reps[0])
     tables = [("plan", views.train_plan_table(main))]

@@ -28,8 +28,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..errors import PktcharError
-from ..wire import ETH_HEADER
+from .errors import PktcharError
+from .wire import ETH_HEADER
 
 
 class ShapingError(PktcharError):
@@ -62,7 +62,7 @@ def _check(rate_bps: float, bucket: int) -> None:
 
 def frame_lengths(ip_sizes: Iterable[Sequence[int]]) -> list[int]:
     """Ethernet frame lengths (what tbf and libpcap count) from ``[(ip_bytes, count), ...]``, the
-    ``sizes`` of a :func:`pktchar.packets.packetize` result or a prediction's frame."""
+    ``sizes`` of a :func:`pktchar.core.packets.packetize` result or a prediction's frame."""
     out: list[int] = []
     for size, count in ip_sizes:
         out += [int(size) + ETH_HEADER] * int(count)

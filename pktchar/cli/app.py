@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from .errors import PktcharError
+from ..core.errors import PktcharError
 
 app = typer.Typer(
     help=(
@@ -54,7 +54,7 @@ def _flags(fn: Callable[..., Any]) -> dict[str, str]:
 def friendly(fn: F) -> F:
     """Turn known errors into one line on stderr and a non-zero exit; never a bare traceback. A library
     error names fields (`` `link` ``); the line names this command's flags (``--link``) instead."""
-    from .errors import raw, say
+    from ..core.errors import raw, say
 
     flags: dict[str, str] = {}
 
@@ -114,7 +114,7 @@ def _emit(text: str, out: Path | None) -> None:
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
-        from .views import wrote_line
+        from ..present.views import wrote_line
 
         print(f"pktchar: {wrote_line(out)}", file=sys.stderr)
 
@@ -133,7 +133,7 @@ class Proto(str, Enum):
 
 
 def _transport(proto: Proto, mtu: int, ipv6: bool, app_header: int) -> Any:
-    from .packets import Transport
+    from ..core.packets import Transport
 
     if mtu < 1:
         raise PktcharError(f"MTU must be positive, got {mtu}")
@@ -141,7 +141,7 @@ def _transport(proto: Proto, mtu: int, ipv6: bool, app_header: int) -> Any:
 
 
 def _budget(latency: str | None, fps: float | None) -> tuple[float | None, float | None]:
-    from .units import parse_duration
+    from ..core.units import parse_duration
 
     if fps is not None and fps <= 0:
         raise PktcharError(f"--fps must be positive, got {fps:g}")
@@ -150,7 +150,7 @@ def _budget(latency: str | None, fps: float | None) -> tuple[float | None, float
 
 def _model_list(text: str) -> list[str]:
     """Comma-separated model names, each checked (unknown ones fail with close matches)."""
-    from .zoo import resolve
+    from ..model.zoo import resolve
 
     names = [m.strip() for m in text.split(",") if m.strip()]
     if not names:
@@ -192,7 +192,7 @@ def _measure_all(
     """Measure ``coder`` on real activations of each model (progress on stderr)."""
     if coder is None:
         return {}
-    from .codec import check_coder, measure
+    from ..model.codec import check_coder, measure
 
     check_coder(coder)
     out = {}
@@ -278,12 +278,12 @@ def _present(output: Any, fmt: str, out: Path | None = None) -> None:
 @contextlib.contextmanager
 def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """Progress of a live run on stderr: yields ``progress(done, total)``. On a terminal, a progress bar
-    whose description is the run's current phase (:mod:`pktchar.phases`); elsewhere (a pipe, a log file,
+    whose description is the run's current phase (:mod:`pktchar.core.phases`); elsewhere (a pipe, a log file,
     CI) one line a phase and one every 10 s of progress, each with the seconds since the start."""
     import logging
     import time
 
-    from .phases import LOGGER
+    from ..core.phases import LOGGER
 
     log = logging.getLogger(LOGGER)
     start = time.monotonic()
@@ -350,7 +350,7 @@ def _live_end(
 ) -> None:
     """The end of every live command: its tables (or JSON), every file it wrote, and exit 3 with one line
     when a run stopped early (its measurements are in the files)."""
-    from . import views
+    from ..present import views
 
     if fmt == Fmt.json:
         _present(views.Output([], data), "json")
@@ -392,9 +392,10 @@ def models_cmd(
     """List every model pktchar knows, with parameter counts (torchvision's and models/)."""
     from rich.progress import track
 
-    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+    import pktchar.cli.torch_first  # noqa: F401  torch first, with the collector paused, then frozen
 
-    from . import views, zoo
+    from ..model import zoo
+    from ..present import views
 
     rows = zoo.describe(contains, progress=lambda xs: track(xs, description="building on meta", transient=True,
                                                             disable=not sys.stderr.isatty()))  # fmt: skip
@@ -451,15 +452,15 @@ def profile_cmd(
     app_header: AppHdrOpt = 24,
 ) -> None:
     """Exact per-layer and per-split payloads of MODEL at an input resolution (meta tensors, no compute)."""
-    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+    import pktchar.cli.torch_first  # noqa: F401  torch first, with the collector paused, then frozen
 
-    from . import views
-    from .codec import Coding, check_coder
-    from .dtypes import check_dtype
-    from .profiler import profile
-    from .qos import requirements
-    from .radio import DEFAULT_RADIO, carrier
-    from .units import parse_rate
+    from ..core.dtypes import check_dtype
+    from ..core.qos import requirements
+    from ..core.radio import DEFAULT_RADIO, carrier
+    from ..core.units import parse_rate
+    from ..model.codec import Coding, check_coder
+    from ..model.profiler import profile
+    from ..present import views
 
     # each option on its own first (issue: a missing budget hid a bad --compression or --split), then
     # the options together
@@ -534,14 +535,14 @@ def table_cmd(
     Rows are resolutions, columns models; each cell names the split at each end and, with --latency or
     --fps, the rate each end needs, whether --radio/--link carries it, and the 5QIs that fit; the paper's
     own cells are compared with the exact ranges."""
-    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+    import pktchar.cli.torch_first  # noqa: F401  torch first, with the collector paused, then frozen
 
-    from . import views
-    from .dtypes import check_dtype
-    from .radio import DEFAULT_RADIO, carrier
-    from .resolution import parse_resolutions
-    from .table import packet_table
-    from .units import parse_rate
+    from ..core.dtypes import check_dtype
+    from ..core.radio import DEFAULT_RADIO, carrier
+    from ..core.resolution import parse_resolutions
+    from ..core.units import parse_rate
+    from ..model.table import packet_table
+    from ..present import views
 
     names = _model_list(models)
     ress = parse_resolutions(res)
@@ -586,10 +587,10 @@ def qos_cmd(
 ) -> None:
     """QoS characteristics of a flow (PAYLOAD bytes a frame within a latency budget), whether the radio or
     link carries it, and the standardized 5QIs (TS 23.501 Table 5.7.4-1) that fit it."""
-    from . import views
-    from .qos import requirements
-    from .radio import DEFAULT_RADIO, carrier
-    from .units import parse_bytes, parse_rate
+    from ..core.qos import requirements
+    from ..core.radio import DEFAULT_RADIO, carrier
+    from ..core.units import parse_bytes, parse_rate
+    from ..present import views
 
     nbytes = parse_bytes(payload)
     if nbytes <= 0:
@@ -646,13 +647,13 @@ def report_cmd(
     app_header: AppHdrOpt = 24,
 ) -> None:
     """Write a report folder: report.md, report.tex (+ table fragments), figures (PNG, PDF), report.json."""
-    import pktchar._cli_torch  # noqa: F401  torch first, with the collector paused, then frozen
+    import pktchar.cli.torch_first  # noqa: F401  torch first, with the collector paused, then frozen
 
-    from .dtypes import check_dtype
-    from .radio import DEFAULT_RADIO, carrier
-    from .report import collect, write
-    from .resolution import parse_resolutions
-    from .units import parse_rate
+    from ..core.dtypes import check_dtype
+    from ..core.radio import DEFAULT_RADIO, carrier
+    from ..core.resolution import parse_resolutions
+    from ..core.units import parse_rate
+    from ..present.report import collect, write
 
     names = _model_list(models)
     ress = parse_resolutions(res)
@@ -694,7 +695,7 @@ def report_cmd(
         reliability=reliability,
     )
     write(data, target, force=force)
-    from .views import folder_lines
+    from ..present.views import folder_lines
 
     for line in folder_lines(target):
         print(f"pktchar: {line}", file=sys.stderr)
@@ -710,7 +711,7 @@ def testbed_clean(
     all_: Annotated[bool, typer.Option("--all", help="Also namespaces of runs that are still alive")] = False,
 ) -> None:
     """Remove namespaces, links and processes that crashed or killed replays left behind."""
-    from .testbed.netns import clean_stale, require_root
+    from ..testbed.netns import clean_stale, require_root
 
     require_root()
     removed = clean_stale(everything=all_)
@@ -787,8 +788,8 @@ def replay_cmd(
     A device and an edge namespace are joined by a veth pair shaped with tbf; the device sends real
     coded activations as frames, the edge answers each; tcpdump captures in the edge namespace, and
     the capture is compared with the prediction. Everything is removed at the end."""
-    from .testbed.replay import ReplayConfig, replay
-    from .units import parse_duration, parse_rate
+    from ..core.units import parse_duration, parse_rate
+    from ..testbed.replay import ReplayConfig, replay
 
     _writable_folder(report, "--report")
     _writable_folder(pcap.parent if pcap else None, "--pcap")
@@ -806,8 +807,8 @@ def replay_cmd(
 def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | None) -> None:
     """Run a testbed scenario with a progress bar, show it, list its files; exit 3 when a peer was lost,
     130 when interrupted (the files are written either way)."""
-    from . import views
-    from .testbed.scenario import Interrupted
+    from ..present import views
+    from ..testbed.scenario import Interrupted
 
     interrupted = False
     with _bar("frames") as progress:
@@ -816,7 +817,7 @@ def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | N
         except Interrupted as e:
             result, interrupted = e.result, True
     if report is not None and result.comparison is not None:
-        from .run_report import write_comparison
+        from ..present.run_report import write_comparison
 
         write_comparison(result.comparison, report, force=True, extra=views.run_extra(result))
     _present(views.run_output(result), "json" if fmt == Fmt.json else "table")
@@ -888,9 +889,9 @@ def upload_cmd(
     The edge builds each partition for real (modules, weights, a warm-up run) on the upload thread
     (sequential) or on a create thread (parallel); the device queries back to back from the start,
     offloading the built prefix. Upload time, builds, stalls and queries, measured against predicted."""
-    from . import views
-    from .testbed.upload import UploadConfig, check, upload
-    from .units import parse_rate
+    from ..core.units import parse_rate
+    from ..present import views
+    from ..testbed.upload import UploadConfig, check, upload
 
     names = _model_list(models)
     _writable_folder(report, "--report")
@@ -907,7 +908,7 @@ def upload_cmd(
         with _bar(f"{c.model}: partitions built") as progress:
             reps.append(upload(c, progress=progress))
     if report is not None:
-        from .run_report import write_upload
+        from ..present.run_report import write_upload
 
         write_upload(reps, report, command=_command_line("upload"), force=True)
     outputs = [views.upload_output(r) for r in reps]
@@ -963,10 +964,10 @@ def fleet_cmd(
     """Many devices to one edge server (root): each device's own shaped uplink, one shared shaped link into
     the edge. Predicted (packetization, both token buckets) and measured: goodput, latency, lateness,
     fairness; --sweep finds where the edge link saturates and where a frame first misses its budget."""
-    from . import views
-    from .testbed.fleetrun import FleetConfig, GroupSpec, check, fleet, load_scenario
-    from .testbed.fleetrun import sweep as run_sweep
-    from .units import parse_duration, parse_rate
+    from ..core.units import parse_duration, parse_rate
+    from ..present import views
+    from ..testbed.fleetrun import FleetConfig, GroupSpec, check, fleet, load_scenario
+    from ..testbed.fleetrun import sweep as run_sweep
 
     _writable_folder(report, "--report")
     _writable_folder(pcap.parent if pcap else None, "--pcap")
@@ -993,7 +994,7 @@ def fleet_cmd(
             runs = run_sweep(cfg, int(hi), progress)
         else:
             runs = [fleet(cfg, progress)]
-    from .fleet import saturation_n
+    from ..core.fleet_model import saturation_n
 
     g = groups[0]
     budget = lat if lat is not None else 1 / g.fps
@@ -1007,7 +1008,7 @@ def fleet_cmd(
     else:
         out = views.fleet_output(runs[0], radio, direction, reliability)
     if report is not None:
-        from .run_report import write_fleet
+        from ..present.run_report import write_fleet
 
         write_fleet(runs, report, budget=budget, command=_command_line("fleet"))
     files = [p for r in runs for p in r.result.artifacts.written()]
@@ -1027,7 +1028,7 @@ def serve_cmd(
     Prints one JSON line a frame (the edge's own clock); Ctrl-C stops it."""
     import socket
 
-    from .testbed.endpoint import receive_tcp
+    from ..testbed.endpoint import receive_tcp
 
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -1063,15 +1064,15 @@ def compare_cmd(
 ) -> None:
     """Measured against predicted for a capture (pcap or pcapng; Ethernet, Linux cooked SLL/SLL2):
     packets, sizes, wire bytes, goodput, frame times."""
-    from . import views
-    from .testbed.scenario import compare_capture
+    from ..present import views
+    from ..testbed.scenario import compare_capture
 
     _writable_folder(out, "--out")
     if out is not None and any(out.iterdir()) and not force:
         raise PktcharError(f"{out} exists and is not empty: choose another --out or pass --force")
     c = compare_capture(pcap, prediction, partial=partial)
     if out is not None:
-        from .run_report import write_comparison
+        from ..present.run_report import write_comparison
 
         write_comparison(c, out, force=force)
         for line in views.folder_lines(out):
@@ -1087,7 +1088,7 @@ def wireshark_dissector_cmd(
     ] = 5201,
 ) -> None:
     """Print a Wireshark Lua dissector for pktchar's framing (use: tshark -X lua_script:pktchar.lua)."""
-    from .testbed.dissector import lua_dissector
+    from ..testbed.dissector import lua_dissector
 
     sys.stdout.write(lua_dissector(port))
 
@@ -1154,9 +1155,9 @@ def train_sync_cmd(
     Real forward and backward passes on the CPU in each worker; the bucket plan, gloo's ring all-reduce and
     broadcasts with their framing, and the TCP/IP overhead predicted from first principles and measured per
     step; the paper's two-board result explained with them."""
-    from . import views
-    from .testbed.trainsync import TrainConfig, parse_workers, train_runs
-    from .units import parse_rate
+    from ..core.units import parse_rate
+    from ..present import views
+    from ..testbed.trainsync import TrainConfig, parse_workers, train_runs
 
     if preset is not None and preset != "seed000":
         raise PktcharError(f"unknown preset {preset!r}: the one preset is seed000")
@@ -1171,7 +1172,7 @@ def train_sync_cmd(
     with _bar("DDP steps") as progress:
         reps = train_runs(cfg, counts, what_if, progress=progress)
     if report is not None:
-        from .run_report import write_train
+        from ..present.run_report import write_train
 
         write_train(reps, report, command=_command_line("train-sync"), force=True)
     outputs = [views.train_output(r) for r in reps]

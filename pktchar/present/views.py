@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 from .render import Column, Table, render, to_rich
 
 if TYPE_CHECKING:  # views stay light: a command that needs no model never imports torch
-    from .codec import Coding
-    from .profiler import Profile, Split
-    from .qos import Requirements
-    from .table import Cell, PacketTable
-    from .testbed.capture import CaptureStats
-    from .testbed.compare import Comparison
-    from .testbed.fleetrun import FleetRun
-    from .testbed.scenario import Calibration, Result
-    from .testbed.upload import UploadReport
+    from ..core.qos import Requirements
+    from ..model.codec import Coding
+    from ..model.profiler import Profile, Split
+    from ..model.table import Cell, PacketTable
+    from ..testbed.capture import CaptureStats
+    from ..testbed.compare import Comparison
+    from ..testbed.fleetrun import FleetRun
+    from ..testbed.scenario import Calibration, Result
+    from ..testbed.upload import UploadReport
 
 
 @dataclass
@@ -129,7 +129,7 @@ def splits_table(p: Profile, coding: Coding | None = None) -> Table:
 
 
 def summary_lines(p: Profile) -> list[str]:
-    from .units import human_bytes, human_count
+    from ..core.units import human_bytes, human_count
 
     lo, hi = p.min_split, p.max_split
     lines = [
@@ -151,7 +151,7 @@ def _fmt_5qi(qis: list[int]) -> str:
 
 
 def carried_text(r: Requirements) -> str:
-    from .units import human_factor
+    from ..core.units import human_factor
 
     if r.carrier is None:
         return ""
@@ -159,7 +159,7 @@ def carried_text(r: Requirements) -> str:
 
 
 def cell_text(c: Cell) -> str:
-    from .units import human_bytes, human_rate
+    from ..core.units import human_bytes, human_rate
 
     text = f"{human_bytes(c.min_bytes)} ({c.min_split}) ~ {human_bytes(c.max_bytes)} ({c.max_split})"
     lo, hi = c.min_req, c.max_req
@@ -200,7 +200,7 @@ def _res_label(t: PacketTable, r: str) -> str:
 
 
 def _budget(t: PacketTable) -> str:
-    from .units import human_duration, human_number
+    from ..core.units import human_duration, human_number
 
     parts = []
     if t.latency is not None:
@@ -261,7 +261,7 @@ def paper_comparison(t: PacketTable) -> Table | None:
     ]
     if not rows:
         return None
-    from .table import PAPER_NAME
+    from ..model.table import PAPER_NAME
 
     cols = (
         Column("res", "input"),
@@ -305,7 +305,7 @@ def list_text(qis: list[int], none: str = "none") -> str:
 
 def carrier_text(r: Requirements) -> str:
     """``imt2020-user uplink 50 Mbit/s carries 12 Mbit/s: yes (room x4.17)``."""
-    from .units import human_factor, human_rate
+    from ..core.units import human_factor, human_rate
 
     c = r.carrier
     if c is None:
@@ -320,7 +320,7 @@ def carrier_text(r: Requirements) -> str:
 
 
 def nonstandard_text(r: Requirements) -> str:
-    from .units import human_bytes, human_duration, human_per, human_rate
+    from ..core.units import human_bytes, human_duration, human_per, human_rate
 
     d = r.non_standardized()
     text = (
@@ -333,7 +333,7 @@ def nonstandard_text(r: Requirements) -> str:
 
 
 def requirements_table(r: Requirements, title: str = "Flow requirements") -> Table:
-    from .units import human_bytes, human_duration, human_number, human_per, human_rate
+    from ..core.units import human_bytes, human_duration, human_number, human_per, human_rate
 
     pk = r.packets
     sizes = "; ".join(f"{n:,} x {s:,} B" for s, n in pk.sizes)
@@ -385,7 +385,7 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
 
 
 def fiveqi_table(r: Requirements) -> Table:
-    from .units import human_duration, human_per
+    from ..core.units import human_duration, human_per
 
     cols = (
         Column("qi", "5QI", "int"),
@@ -412,7 +412,7 @@ def fiveqi_table(r: Requirements) -> Table:
         }
         for f in r.fits
     ]
-    from .qos import FIVEQI_SOURCE
+    from ..core.qos import FIVEQI_SOURCE
 
     caption = (
         FIVEQI_SOURCE + "; a 5QI fits when its PDB, PER, MDBV and the carrier's rate all meet the flow's"
@@ -497,7 +497,7 @@ def frames_table(c: Comparison) -> Table:
 
 
 def calibration_line(c: Calibration) -> str:
-    from .units import human_duration, human_rate
+    from ..core.units import human_duration, human_rate
 
     return (
         f"calibration: {c.bytes:,} B in {human_duration(c.seconds)}: link {human_rate(c.link_rate_measured_bps, 4)} "
@@ -517,7 +517,7 @@ def capture_line(s: CaptureStats, pcap: object) -> str:
 
 def path_calibration_line(c: Calibration) -> str:
     """The calibration between real hosts: what the path carried; no link model applies (nothing shapes it)."""
-    from .units import human_duration, human_rate
+    from ..core.units import human_duration, human_rate
 
     rtt = f", less the {human_duration(c.rtt_s)} round trip of an empty frame" if c.rtt_s else ""
     return (
@@ -529,7 +529,7 @@ def path_calibration_line(c: Calibration) -> str:
 
 def app_timing_line(r: Result) -> str:
     """What the application table times and the rate its predictions use."""
-    from .units import human_duration, human_rate
+    from ..core.units import human_duration, human_rate
 
     a = r.application
     assert a is not None
@@ -594,7 +594,7 @@ def wrote_line(path: Any) -> str:
     """``wrote <file> (<size>)``: every file a command writes is named with its size."""
     from pathlib import Path
 
-    from .units import human_bytes
+    from ..core.units import human_bytes
 
     p = Path(path)
     return f"wrote {p} ({human_bytes(p.stat().st_size)})" if p.is_file() else f"wrote {p}"
@@ -839,7 +839,7 @@ def upload_output(rep: UploadReport) -> Output:
 
 def upload_table1(reps: list[UploadReport]) -> Table:
     """The paper's Table 1 beside pktchar's measurement of the same models."""
-    from .testbed.upload import PAPER_TABLE1
+    from ..testbed.upload import PAPER_TABLE1
 
     rows = []
     for r in reps:
@@ -990,7 +990,7 @@ def sweep_lines(runs: list[FleetRun], predicted_sat: int, predicted_miss: int | 
 
 def upload_differences(rep: UploadReport) -> list[str]:
     """A sentence on each difference from the paper's Table 1, with this run's figures."""
-    from .testbed.upload import PAPER_TABLE1
+    from ..testbed.upload import PAPER_TABLE1
 
     paper = PAPER_TABLE1.get(rep.plan.model)
     s, p = rep.mode("sequential"), rep.mode("parallel")
@@ -1226,9 +1226,9 @@ def fleet_qos(
 ) -> tuple[Table, list[dict[str, object]]]:
     """The QoS view of a fleet: each group's device flow over its own uplink (or ``radio``) and the
     aggregate into the edge link: the rate it needs, whether the carrier carries it, the 5QIs that fit."""
-    from .packets import Transport
-    from .qos import requirements
-    from .radio import carrier
+    from ..core.packets import Transport
+    from ..core.qos import requirements
+    from ..core.radio import carrier
 
     r = runs_or_cfg
     cfg = r.result.config
@@ -1268,7 +1268,7 @@ def _first_flow_per_group(r: FleetRun) -> list[object]:
 
 
 def _qos_row(name: str, req: Requirements) -> dict[str, object]:
-    from .units import human_rate
+    from ..core.units import human_rate
 
     f = req.carrier_factor
     verdict = "—" if f is None else (f"yes (room x{f:.3g})" if f >= 1 else f"NO (short by x{1 / f:.3g})")

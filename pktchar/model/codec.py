@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .dtypes import QUANT_PARAM_BYTES, check_dtype, nbytes, payload_bytes
-from .errors import PktcharError, did_you_mean
+from ..core.dtypes import QUANT_PARAM_BYTES, check_dtype, nbytes, payload_bytes
+from ..core.errors import PktcharError, did_you_mean
 
 if TYPE_CHECKING:
     import torch
@@ -264,8 +264,8 @@ def real_model_and_images(
     (model, batch, resolution, images description, weights description)."""
     import torch
 
+    from ..core.resolution import parse_resolution
     from . import zoo
-    from .resolution import parse_resolution
 
     res = parse_resolution(measure_res)
     spec = zoo.resolve(model)

@@ -15,7 +15,7 @@ Sizes at three layers, as tools report them:
   minimum, + 8 B preamble + 12 B inter-frame gap.
 
 The application frame header (24 B) and the UDP fragment header (12 B) are the
-testbed's own, defined with every other header size in :mod:`pktchar.wire`.
+testbed's own, defined with every other header size in :mod:`pktchar.core.wire`.
 """
 
 from __future__ import annotations

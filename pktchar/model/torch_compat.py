@@ -3,7 +3,7 @@
 Private names (``torch.utils._pytree``, ``module._forward_hooks``, ...) are not part of torch's API: any
 release may move or drop one. Here each is looked up once, through a ``_load_*`` function that tries the
 private name and, on ImportError/AttributeError, returns a ``_fallback_*``: a public or self-built
-equivalent, or a clear :class:`~pktchar.errors.PktcharError` where nothing public can stand in. The
+equivalent, or a clear :class:`~pktchar.core.errors.PktcharError` where nothing public can stand in. The
 comment above each entry says which torch versions have the private name (checked on 2.14.1; earlier
 versions from torch's history, approximately) and what the fallback costs. ``tests/test_torch_compat.py``
 runs every private path and every fallback, and checks that no other module of pktchar (or ``models/``)
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .errors import PktcharError
+from ..core.errors import PktcharError
 
 __all__ = [
     "DDP_FIRST_BUCKET_BYTES",
@@ -66,7 +66,7 @@ class _FallbackDispatchMode:
             f"torch {_torch_version()} has no torch.utils._python_dispatch.TorchDispatchMode, with which "
             "pktchar counts the MACs of layers it has no formula for (attention, matmuls in custom layers); "
             "models made only of convolutions, linear and stock layers still profile "
-            "(see pktchar/torch_compat.py)"
+            "(see pktchar/model/torch_compat.py)"
         )
 
     def __exit__(self, *exc: object) -> None:

@@ -40,10 +40,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from ..core.dtypes import DTYPE_BITS, check_dtype, nbytes, payload_bytes
+from ..core.errors import ModelRejectsInput, PktcharError
+from ..core.resolution import Resolution, parse_resolution
 from . import zoo
-from .dtypes import DTYPE_BITS, check_dtype, nbytes, payload_bytes
-from .errors import ModelRejectsInput, PktcharError
-from .resolution import Resolution, parse_resolution
 from .torch_compat import FLOP_FORMULAS, TorchDispatchMode, overload_packet, tree_flatten
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ class Profile:
         for s in self.splits:
             if s.after == name:
                 return s
-        from .errors import did_you_mean
+        from ..core.errors import did_you_mean
 
         names = [s.after for s in self.splits]
         some = ", ".join(names) if len(names) <= 4 else f"{', '.join(names[:3])}, ..., {names[-1]}"
@@ -156,7 +156,7 @@ class Profile:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        from .errors import did_you_mean
+        from ..core.errors import did_you_mean
 
         raise PktcharError(
             f"{self.model} has no layer {name!r}.{did_you_mean(name, [x.name for x in self.layers])}"
@@ -769,7 +769,7 @@ def profile(
 
     ``model`` is a name (``pktchar models``), ``path/file.py:factory``, or an ``nn.Module``
     (which is copied to the meta device; the caller's model is left untouched).
-    ``res`` takes the forms of :func:`pktchar.resolution.parse_resolution`; by default the
+    ``res`` takes the forms of :func:`pktchar.core.resolution.parse_resolution`; by default the
     model's native resolution (224 for most).
     """
     dtype = check_dtype(dtype)

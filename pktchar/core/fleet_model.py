@@ -6,10 +6,10 @@ intermediate data to one edge server. On the testbed every device has its own sh
 all of them share one shaped link into the edge: the bottleneck.
 
 The model is a packet-level simulation of both token buckets, as the kernel's sch_tbf drains them: each
-device's frames become the Ethernet frames :func:`pktchar.packets.packetize` predicts, leave its uplink
+device's frames become the Ethernet frames :func:`pktchar.core.packets.packetize` predicts, leave its uplink
 at its rate (the first packets on the bucket's tokens), and join one FIFO queue at the edge link that
 drains at the edge rate. Every tbf has the bucket the testbed gives it, the one rule
-:func:`pktchar.testbed.shaping.default_bucket` applied to its own rate: each device's uplink its own, the
+:func:`pktchar.core.shaping.default_bucket` applied to its own rate: each device's uplink its own, the
 edge link its own. A frame's latency is its send time to the moment its last packet is through the edge
 link. Standard library only (shaping is too).
 """
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from .errors import PktcharError
 from .packets import Transport, packetize
-from .testbed.shaping import default_bucket
+from .shaping import default_bucket
 from .wire import ETH_HEADER
 
 

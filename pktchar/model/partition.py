@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from .errors import PktcharError, did_you_mean
+from ..core.errors import PktcharError, did_you_mean
 
 
 @dataclass(frozen=True)

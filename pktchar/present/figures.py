@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator
 
-from .codec import Coding
-from .qos import FIVEQI_TABLE
-from .units import human_bytes, human_count
+from ..core.qos import FIVEQI_TABLE
+from ..core.units import human_bytes, human_count
+from ..model.codec import Coding
 
 if TYPE_CHECKING:
-    from .packets import Packets
-    from .profiler import Profile
-    from .table import PacketTable
-    from .testbed.compare import Comparison
-    from .testbed.fleetrun import FleetRun
-    from .testbed.upload import UploadReport
+    from ..core.packets import Packets
+    from ..model.profiler import Profile
+    from ..model.table import PacketTable
+    from ..testbed.compare import Comparison
+    from ..testbed.fleetrun import FleetRun
+    from ..testbed.upload import UploadReport
 
 _BYTES_FMT = FuncFormatter(lambda v, _: human_bytes(v, 2) if v > 0 else "0")
 _COUNT_FMT = FuncFormatter(lambda v, _: human_count(v, 2) if v > 0 else "0")
@@ -66,7 +66,7 @@ def payload_along_network(
     for mdbv, _ in _mdbv_limits():
         ax.axhline(mdbv, color="0.55", lw=0.8, ls="--", zorder=0)
     if link and interval:
-        from .units import human_bytes, human_duration, human_rate
+        from ..core.units import human_bytes, human_duration, human_rate
 
         carried = link * interval / 8
         ax.axhline(

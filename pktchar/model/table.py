@@ -13,13 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.packets import Transport
+from ..core.qos import Requirements, requirements
+from ..core.radio import Carrier
+from ..core.resolution import Resolution, parse_resolution
+from ..core.units import human_bytes, human_number
 from .codec import Coding, Measured
-from .packets import Transport
 from .profiler import Profile, profile
-from .qos import Requirements, requirements
-from .radio import Carrier
-from .resolution import Resolution, parse_resolution
-from .units import human_bytes, human_number
 
 PAPER_NAME = (
     '"Distributed Architecture and Packet Characteristics for Real-Time Distributed Learning Services" '
