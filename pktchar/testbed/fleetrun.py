@@ -18,7 +18,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
+try:  # Python 3.11+; pyproject installs tomli, the same parser, on 3.10
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 from ..core.errors import PktcharError
 from ..core.fleet_model import FleetPrediction, Group, aggregate_goodput, jain, percentile, predict

@@ -846,7 +846,14 @@ def train_sync(cfg: TrainConfig, progress: Progress | None = None, plan: Plan | 
     if cfg.workers == 1:
         return train_local(cfg, plan)
     require_root()
-    pcap = Path(cfg.pcap) if cfg.pcap else Path("captures") / f"train-sync-{cfg.model}-{cfg.workers}w.pcap"
+    variant = (
+        "-frozen" if cfg.freeze else f"-{cfg.hook}" if cfg.hook != "none" else ""
+    )  # --what-if's runs apart
+    pcap = (
+        Path(cfg.pcap)
+        if cfg.pcap
+        else Path("captures") / f"train-sync-{cfg.model}-{cfg.workers}w{variant}.pcap"
+    )
     res = run(TrainScenario(cfg, plan), pcap, calibrate_link=cfg.calibrate, progress=progress)
     return analyse(cfg, plan, res)
 
