@@ -26,8 +26,10 @@ IDLE_GAP_S = 3e-4
 
 
 def test_mobilenet_v1_both_modes(tmp_path):
-    cfg = UploadConfig("mobilenet_v1", link=80e6, create="both", queries_after=3, device_cpu=0.25,
-                       pcap=tmp_path / "m.pcap")  # fmt: skip
+    # 4 partitions of about equal bytes, not "auto": auto's plan follows unit times this loaded machine
+    # measures, and gave 1 to 13 partitions between runs; with one there is no build to overlap
+    cfg = UploadConfig("mobilenet_v1", link=80e6, create="both", partitions="4", queries_after=3,
+                       device_cpu=0.25, pcap=tmp_path / "m.pcap")  # fmt: skip
     rep = upload(cfg)
     assert not rep.notes, rep.notes
     seq, par = rep.mode("sequential"), rep.mode("parallel")
@@ -64,10 +66,12 @@ def test_mobilenet_v1_both_modes(tmp_path):
     assert seq.stall_s is not None and par.stall_s is not None
     saved = seq.stall_s - par.stall_s
     # Tolerance, half: on this loaded 2-core machine the parallel mode's create thread takes a core from the
-    # edge's receiver and tcpdump, and its uplink idled 25-46 ms during its own builds (4 runs), against
-    # 82-101 ms the sequential builds stalled (saved/stalled 0.73-1.2). With the builds moved back onto the
-    # upload thread in both modes, 2 runs of 3 saved -0.09 s and 0.055 s of 0.15 s stalled (the third's
-    # first build fell after the window had grown, and only the thread check above caught it).
+    # edge's receiver and tcpdump, so its own builds idled the uplink too (10-47 ms in 5 runs of this plan),
+    # and a run's stall wanders by some 40 ms. With this plan the sequential builds stalled 34-132 ms and
+    # saved/stalled was 0.63-0.92 (5 runs, 3 of them with the parallel mode run first). upload() runs the
+    # sequential mode first, and running second alone favoured a mode by about 40 ms (mean of 6 runs with
+    # both modes building on the upload thread): so this can fail, but a regression that builds on the
+    # upload thread is caught for sure by the thread check above (the timing caught 1 such run of 3).
     assert saved >= 0.5 * stalled, (saved, stalled, seq.stall_s, par.stall_s)
 
 
