@@ -107,7 +107,7 @@ def test_mixed_fleet_flow_predictions_carry_each_device_bucket():
 
 
 def test_fleet_model_stays_light():
-    """pktchar.core.fleet_model takes the bucket rule from testbed.shaping: still no torch (nor numpy) on import."""
+    """pktchar.core.fleet_model takes the bucket rule from core.shaping: still no torch (nor numpy) on import."""
     code = "import sys, pktchar.core.fleet_model; print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
