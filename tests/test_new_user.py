@@ -134,11 +134,17 @@ def _pcap_records(path: Path) -> tuple[int, list[tuple[int, int]]]:
 
 @pytest.mark.root
 @pytest.mark.slow
-def test_live_run_keeps_headers_names_sizes_and_says_its_phases(tmp_path, nothing_left_behind):
-    pcap = tmp_path / "r18.pcap"
+def test_live_run_keeps_headers_names_sizes_and_says_its_phases(tmp_path, nothing_left_behind, monkeypatch):
+    # no --pcap: the capture goes to $PKTCHAR_CAPTURES (else the system's temporary folder), never into
+    # the working directory
+    monkeypatch.setenv("PKTCHAR_CAPTURES", str(tmp_path / "caps"))
+    monkeypatch.chdir(tmp_path)
     r = run_cli("replay", "resnet18", "--split", "layer4.1.relu#2", "--frames", "3", "--link", "100mbit",
-                "--no-calibrate", "--pcap", str(pcap))  # fmt: skip
+                "--no-calibrate")  # fmt: skip
     assert r.returncode == 0, r.stderr
+    pcaps = list((tmp_path / "caps").glob("resnet18-224-layer4.1.relu#2-*.pcap"))
+    assert len(pcaps) == 1 and not (tmp_path / "captures").exists()
+    pcap = pcaps[0]
     snaplen, recs = _pcap_records(pcap)
     # Ethernet 14 + IPv6 40 + the longest TCP header 60 + gloo's 48 B preamble = 162 B
     assert snaplen == 162

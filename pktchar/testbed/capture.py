@@ -102,6 +102,16 @@ WHOLE_PACKETS = 262144  # tcpdump's default snap length: every packet whole
 HEADERS = ETH_HEADER + IP_HEADER[6] + 60 + 48
 
 
+def default_folder() -> Path:
+    """Where a run captures when the caller names no file: ``$PKTCHAR_CAPTURES``, else the system's
+    temporary folder (``pktchar-captures``), never the working directory: an upload of four models
+    captures about 200 MB even with headers only, and a checkout must not grow by that unasked. The run
+    names each file it wrote, with its size, at its end."""
+    import tempfile
+
+    return Path(os.environ.get("PKTCHAR_CAPTURES") or Path(tempfile.gettempdir()) / "pktchar-captures")
+
+
 class Capture:
     """A capture on endpoint ``ep``'s interface, inside its namespace, with its completeness checked.
 

@@ -27,7 +27,7 @@ from ..core.errors import PktcharError
 from ..core.fleet_model import FleetPrediction, Group, aggregate_goodput, jain, percentile, predict
 from ..core.packets import Transport
 from ..core.phases import phase
-from .capture import wait_line
+from .capture import default_folder, wait_line
 from .netns import Link, Topology
 from .scenario import (
     Calibration,
@@ -390,7 +390,7 @@ def fleet(
         require_root()
     prepared = prepared or prepare(cfg)
     sc = FleetScenario(cfg, prepared)
-    pcap = Path(cfg.pcap) if cfg.pcap else Path("captures") / f"fleet-{cfg.devices}.pcap"
+    pcap = Path(cfg.pcap) if cfg.pcap else default_folder() / f"fleet-{cfg.devices}.pcap"
     hosts = None
     if cfg.to:
         from .replay import parse_hostport
@@ -426,7 +426,7 @@ def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list
 
     if not cfg.to or cfg.capture_iface:
         require_root()
-    base = Path(cfg.pcap) if cfg.pcap else Path("captures") / "fleet.pcap"
+    base = Path(cfg.pcap) if cfg.pcap else default_folder() / "fleet.pcap"
     prepared = prepare(FleetConfig([GroupSpec(**{**asdict(cfg.groups[0]), "count": 1})], cfg.edge_link,
                                    frames=cfg.frames))  # fmt: skip
     runs = []

@@ -17,7 +17,7 @@ from typing import Any
 from ..core.errors import PktcharError
 from ..core.packets import Transport
 from ..model.codec import Coding, Measured, encode, quantize
-from .capture import wait_line
+from .capture import default_folder, wait_line
 from .netns import Link, Topology, require_root
 from .scenario import (
     AppTiming,
@@ -162,7 +162,7 @@ class Replay:
     def default_pcap(self) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         name = f"{self.cfg.model}-{self.cfg.res}-{self.cfg.split}-{stamp}.pcap"
-        return Path("captures") / name.replace("/", "_").replace(":", "_")
+        return default_folder() / name.replace("/", "_").replace(":", "_")
 
     def prepare(self) -> str:
         cfg = self.cfg

@@ -49,6 +49,7 @@ from ..core.errors import PktcharError
 from ..core.packets import Transport
 from ..core.phases import phase as announce
 from ..core.wire import ETH_HEADER, IP_HEADER, TCP_HEADER, TCP_TIMESTAMPS
+from .capture import default_folder
 from .netns import Link, Topology, require_root
 from .scenario import (
     Calibration,
@@ -852,7 +853,7 @@ def train_sync(cfg: TrainConfig, progress: Progress | None = None, plan: Plan | 
     pcap = (
         Path(cfg.pcap)
         if cfg.pcap
-        else Path("captures") / f"train-sync-{cfg.model}-{cfg.workers}w{variant}.pcap"
+        else default_folder() / f"train-sync-{cfg.model}-{cfg.workers}w{variant}.pcap"
     )
     res = run(TrainScenario(cfg, plan), pcap, calibrate_link=cfg.calibrate, progress=progress)
     return analyse(cfg, plan, res)

@@ -29,7 +29,7 @@ from typing import Any
 from ..core.errors import PktcharError
 from ..core.packets import Transport, packetize
 from ..core.phases import phase
-from .capture import wait_line
+from .capture import default_folder, wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
 from .scenario import (
@@ -502,7 +502,7 @@ def upload(cfg: UploadConfig, progress: Progress | None = None) -> UploadReport:
     plan = prepare(cfg)
     modes = list(MODES) if cfg.create == "both" else [cfg.create]
     out = UploadReport(cfg, plan, [])
-    base = Path(cfg.pcap) if cfg.pcap else Path("captures") / f"upload-{cfg.model}.pcap"
+    base = Path(cfg.pcap) if cfg.pcap else default_folder() / f"upload-{cfg.model}.pcap"
     for mode in modes:
         pcap = base.with_name(f"{base.stem}-{mode}{base.suffix or '.pcap'}") if len(modes) > 1 else base
         sc = UploadScenario(cfg, plan, mode)
