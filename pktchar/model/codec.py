@@ -30,7 +30,7 @@ from ..core.errors import PktcharError, did_you_mean
 if TYPE_CHECKING:
     import torch
 
-    from .profiler import Split
+    from .results import Split
 
 QUANT_OVERHEAD = QUANT_PARAM_BYTES  # fp32 scale + int32 zero point per floating tensor (int8, int4)
 CODERS = ("zstd", "lz4", "sparse")
@@ -294,7 +294,7 @@ def measure(
 
     import torch
 
-    from .profiler import cut_sets, trace_values
+    from .trace import cut_sets, trace_values
 
     coder = check_coder(coder)
     dtype = check_dtype(dtype)
