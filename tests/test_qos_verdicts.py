@@ -286,3 +286,21 @@ def test_commands_check_the_rate_against_the_imt2020_peak_by_default():
     assert d["non_standardized_5qi"]["resource"] == "DC-GBR"
     r = run_cli("qos", "--payload", "84.9GB", "--latency", "10ms", "--radio", "none", "--format", "json")
     assert json.loads(r.stdout)["fitting_5qi"] == [80]
+
+
+def test_the_library_names_fields_and_the_command_names_its_flags():
+    # the core layer says `radio` and `link`; a Python caller reads the field names, the command its flags
+    with pytest.raises(PktcharError) as e:
+        carrier("crowd", 1e9)
+    assert str(e.value) == "give radio or link, not both"
+    r = run_cli("qos", "--payload", "1kB", "--latency", "10ms", "--radio", "crowd", "--link", "1gbit")
+    assert r.stderr.strip() == "pktchar: error: give --radio or --link, not both"
+    with pytest.raises(PktcharError) as e:
+        requirements(1000)
+    assert str(e.value) == "give a latency budget (latency) or a frame rate (fps)"
+    # what lands in JSON and reports names no flag: the link's rate as given, the reliability as given
+    assert carrier(link=100e6).source == "the link rate given, 100 Mbit/s"
+    r1 = requirements(1000, latency=0.01, reliability=0.99999)
+    assert r1.reliability_source == "the reliability given" and r1.per == 1e-5
+    default = carrier(None, None, "ul", "imt2020-peak")
+    assert default.source.endswith("; the default when no radio or link is given")

@@ -23,7 +23,7 @@ from torch import nn
 
 import pktchar
 from pktchar.core.errors import PktcharError
-from pktchar.model import profiler, torch_compat, zoo
+from pktchar.model import torch_compat, trace, zoo
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def same_leaves(a: list[object], b: list[object]) -> bool:
 
 def test_dispatch_mode_private_path() -> None:
     assert torch_compat.TorchDispatchMode is torch_dispatch.TorchDispatchMode
-    assert issubclass(profiler._MacCounter, torch_dispatch.TorchDispatchMode)
+    assert issubclass(trace._MacCounter, torch_dispatch.TorchDispatchMode)
 
 
 def test_dispatch_mode_fallback_is_chosen_and_raises_naming_torch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -143,7 +143,7 @@ def nested() -> object:
 
 def test_tree_flatten_private_path() -> None:
     assert torch_compat.tree_flatten is pytree.tree_flatten
-    assert profiler.tree_flatten is pytree.tree_flatten
+    assert trace.tree_flatten is pytree.tree_flatten
 
 
 def test_tree_flatten_fallback_equals_torch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,7 +158,7 @@ def test_tree_flatten_fallback_equals_torch(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_tree_flatten_fallback_profiles_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     want = [pktchar.profile(m, r) for m, r in ((Mix(), 16), ("googlenet", 64), ("swin_t", 64))]
-    monkeypatch.setattr(profiler, "tree_flatten", torch_compat._fallback_tree_flatten)
+    monkeypatch.setattr(trace, "tree_flatten", torch_compat._fallback_tree_flatten)
     got = [pktchar.profile(m, r) for m, r in ((Mix(), 16), ("googlenet", 64), ("swin_t", 64))]
     assert got == want
 
@@ -195,7 +195,7 @@ def test_own_flop_formulas_give_torchs_macs(monkeypatch: pytest.MonkeyPatch, mod
         return [("total", p.macs)] + [(la.name, la.macs) for la in p.layers]
 
     want = macs()
-    monkeypatch.setattr(profiler, "FLOP_FORMULAS", torch_compat._fallback_flop_formulas())
+    monkeypatch.setattr(trace, "FLOP_FORMULAS", torch_compat._fallback_flop_formulas())
     got = macs()
     assert got == want
     if model == "mix":  # every op of Mix was counted, none by pktchar's module formulas
@@ -235,7 +235,7 @@ def test_overload_packet_fallbacks_equal_private() -> None:
 
 def test_overload_packet_fallback_profiles_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     want = pktchar.profile(Mix(), 16)
-    monkeypatch.setattr(profiler, "overload_packet", torch_compat._fallback_overload_packet)
+    monkeypatch.setattr(trace, "overload_packet", torch_compat._fallback_overload_packet)
     assert pktchar.profile(Mix(), 16) == want
 
 

@@ -12,7 +12,7 @@ class PktcharError(Exception):
 
     Library code names what the caller gave by its field, in backticks, as the Python API spells it:
     ``PktcharError("`link` must be positive, got '0'")``. It never names a command-line flag: the
-    ``pktchar`` command turns each `` `field` `` into its flag (``--link``) with :func:`say`, and a
+    ``pktchar`` command turns each `` `field` `` into the flag that sets it with :func:`say`, and a
     Python caller reads the field's name."""
 
     def __str__(self) -> str:

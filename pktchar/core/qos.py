@@ -107,7 +107,7 @@ class Requirements:
     rate_wire: float  # bit/s of Ethernet wire bytes within the latency budget
     avg_rate_payload: float | None  # bit/s at fps
     avg_rate_wire: float | None
-    link: float | None  # bit/s (an Ethernet --link)
+    link: float | None  # bit/s (an Ethernet link)
     serialization: float | None  # seconds to put one frame's wire bytes on the link
     max_fps: float | None  # frames a second the link can carry
     fits_link: bool | None
@@ -297,6 +297,36 @@ def fit_5qi(
     return tuple(out)
 
 
+def _checked_reliability(
+    latency: float | None, fps: float | None, link: float | None, reliability: float | None
+) -> float:
+    """Each of a flow's inputs checked on its own; the reliability it asks for (default if none)."""
+    if latency is None and fps is None:
+        raise PktcharError("give a latency budget (`latency`) or a frame rate (`fps`)")
+    if fps is not None and fps <= 0:
+        raise PktcharError(f"`fps` must be positive, got {fps}")
+    if latency is not None and latency <= 0:
+        raise PktcharError(f"`latency` must be positive, got {latency} s")
+    if link is not None and link <= 0:
+        raise PktcharError(f"`link` must be positive, got {link} bit/s")
+    rel = DEFAULT_RELIABILITY if reliability is None else float(reliability)
+    if not 0.0 < rel < 1.0:
+        raise PktcharError(f"`reliability` must be between 0 and 1 (e.g. 0.99999), got {reliability}")
+    return rel
+
+
+def _on_link(
+    pk: Packets, link: float | None, budget: float, avg_wire: float | None
+) -> tuple[float | None, bool | None, float | None]:
+    """On an Ethernet ``link``: a frame's serialization time, whether the flow fits (each frame within the
+    budget, the average wire rate within the link) and the frames a second it carries; all None without."""
+    if not link:
+        return None, None, None
+    ser = pk.wire_bytes * 8 / link
+    fits = ser <= budget + 1e-12 and (avg_wire is None or avg_wire <= link)
+    return ser, fits, (link / (pk.wire_bytes * 8)) if pk.wire_bytes else None
+
+
 def requirements(
     payload: int,
     *,
@@ -311,29 +341,16 @@ def requirements(
 
     ``link`` (bit/s) is an Ethernet link; ``carrier`` a radio profile or link (``radio.carrier``);
     ``reliability`` in (0, 1), default :data:`DEFAULT_RELIABILITY`."""
-    if latency is None and fps is None:
-        raise PktcharError("give a latency budget (--latency 10ms) or a frame rate (--fps 30)")
-    if fps is not None and fps <= 0:
-        raise PktcharError(f"fps must be positive, got {fps}")
-    if latency is not None and latency <= 0:
-        raise PktcharError(f"latency must be positive, got {latency} s")
-    if link is not None and link <= 0:
-        raise PktcharError(f"link rate must be positive, got {link} bit/s")
-    rel = DEFAULT_RELIABILITY if reliability is None else float(reliability)
-    if not 0.0 < rel < 1.0:
-        raise PktcharError(f"reliability must be between 0 and 1 (e.g. 0.99999), got {reliability}")
+    rel = _checked_reliability(latency, fps, link, reliability)
     if carrier is None and link is not None:
         from .radio import carrier as make_carrier
 
         carrier = make_carrier(link=link)
     budget = latency if latency is not None else 1.0 / float(fps)  # type: ignore[arg-type]
     pk = packetize(payload, transport)
-    ser = pk.wire_bytes * 8 / link if link else None
     avg_p = payload * 8 * fps if fps else None
     avg_w = pk.wire_bytes * 8 * fps if fps else None
-    fits_link = None
-    if link:
-        fits_link = ser <= budget + 1e-12 and (avg_w is None or avg_w <= link)  # type: ignore[operator]
+    ser, fits_link, max_fps = _on_link(pk, link, budget, avg_w)
     req = Requirements(
         payload=payload,
         latency=budget,
@@ -345,11 +362,11 @@ def requirements(
         avg_rate_wire=avg_w,
         link=link,
         serialization=ser,
-        max_fps=(link / (pk.wire_bytes * 8)) if link and pk.wire_bytes else None,
+        max_fps=max_fps,
         fits_link=fits_link,
         size_class=size_class(payload),
         reliability=rel,
-        reliability_source=RELIABILITY_SOURCE if reliability is None else "--reliability",
+        reliability_source=RELIABILITY_SOURCE if reliability is None else "the reliability given",
         carrier=carrier,
     )
     needed = req.needed(carrier.layer) if carrier is not None else None

@@ -1,8 +1,8 @@
-"""What a radio or a link can carry: named radio profiles with their sources, and ``--link RATE``.
+"""What a radio or a link can carry: named radio profiles with their sources, and a link rate (``link``).
 
 A flow is carried when the rate it needs within its latency budget (and on average at its frame rate)
 is at most the carrier's rate. A radio profile is a per-user data rate the 5G system is required to
-give (user plane, so it is compared with the flow's IP rate); a ``--link`` is an Ethernet link (its
+give (user plane, so it is compared with the flow's IP rate); a ``link`` is an Ethernet link (its
 rate is compared with the flow's wire rate, Ethernet framing, preamble and gap included).
 
 Sources (cited where each figure enters below):
@@ -91,9 +91,9 @@ def radio(name: str) -> Radio:
     return RADIOS[key]
 
 
-# What a command checks a flow's rate against when it names neither --radio nor --link: the IMT-2020
+# What a command checks a flow's rate against when it names neither a radio nor a link: the IMT-2020
 # peak data rate, the most any IMT-2020 radio must give one user (ITU-R M.2410-0 4.1). A flow above it
-# fits no 5QI on any compliant 5G radio; one below it may still exceed a real cell (name --radio).
+# fits no 5QI on any compliant 5G radio; one below it may still exceed a real cell (name a radio).
 DEFAULT_RADIO = "imt2020-peak"
 
 
@@ -103,18 +103,19 @@ def carrier(
     direction: str = "ul",
     default: str | None = None,
 ) -> Carrier | None:
-    """The carrier a command names: ``--radio NAME`` (in ``direction``), or ``--link RATE``; with
-    neither, the ``default`` profile (commands pass :data:`DEFAULT_RADIO`); ``--radio none``: no check."""
+    """The carrier a command names: the radio profile ``radio_name`` (in ``direction``), or an Ethernet
+    ``link`` (bit/s); with neither, the ``default`` profile (commands pass :data:`DEFAULT_RADIO`);
+    ``radio_name="none"``: no check."""
     if radio_name and radio_name.strip().lower() == "none":
         return None
     if radio_name and link:
-        raise PktcharError("give --radio or --link, not both")
+        raise PktcharError("give `radio` or `link`, not both")
     if link is not None:
         if link <= 0:
-            raise PktcharError(f"link rate must be positive, got {link} bit/s")
+            raise PktcharError(f"`link` must be positive, got {link} bit/s")
         from .units import human_rate
 
-        return Carrier("the link", float(link), f"--link {human_rate(link)}", "wire")
+        return Carrier("the link", float(link), f"the link rate given, {human_rate(link)}", "wire")
     radio_name = radio_name or default
     if not radio_name:
         return None
@@ -123,7 +124,7 @@ def carrier(
     if d not in DIRECTIONS:
         raise PktcharError(f"unknown direction {direction!r}: use ul (uplink) or dl (downlink)")
     r = radio(radio_name)
-    src = r.source if radio_name != default else f"{r.source}; the default (--radio NAME, --link RATE)"
+    src = r.source if radio_name != default else f"{r.source}; the default when no radio or link is given"
     return Carrier(f"{r.name} {DIRECTIONS[d]}", r.rate(d), src, "ip")
 
 

@@ -5,9 +5,9 @@ Three ways to size a coded payload, in increasing honesty:
 1. **dtype** only: elements x bits, packed; int8/int4 add a per-tensor scale and
    zero point (4 + 4 bytes, :data:`QUANT_OVERHEAD`). This is ``Split.bytes`` of a profile
    at that dtype (``Split.tensor_bytes`` is the values alone).
-2. **parametric ratio** (``--compression 0.1``, the 10% assumption of the Yonsei paper's Table 1):
+2. **parametric ratio** (``compression=0.1``, the 10% assumption of the Yonsei paper's Table 1):
    coded = ceil(dtype bytes x ratio).
-3. **measured coders** (``--coder zstd|lz4|sparse``) run on *real* activations: a
+3. **measured coders** (``coder``: zstd, lz4 or sparse) run on *real* activations: a
    real forward pass at a reference resolution (default 224) over real images,
    every cut-set tensor quantised to the dtype and coded; the coded/raw ratio of
    each split is then applied to the exact sizes at the target resolution.
@@ -30,7 +30,7 @@ from ..core.errors import PktcharError, did_you_mean
 if TYPE_CHECKING:
     import torch
 
-    from .profiler import Split
+    from .results import Split
 
 QUANT_OVERHEAD = QUANT_PARAM_BYTES  # fp32 scale + int32 zero point per floating tensor (int8, int4)
 CODERS = ("zstd", "lz4", "sparse")
@@ -208,7 +208,9 @@ def load_images(folder: str | Path | None, size: tuple[int, int], limit: int = 8
     if folder is None:
         paths = default_images()
         if not paths:
-            raise PktcharError("no default images found (matplotlib's sample data); pass --images DIR")
+            raise PktcharError(
+                "no default images found (matplotlib's sample data); give a folder of them (`images`)"
+            )
         desc = "matplotlib sample photos (" + ", ".join(p.name for p in paths) + ", whole and corner crops)"
         views = []
         for p in paths:
@@ -223,10 +225,10 @@ def load_images(folder: str | Path | None, size: tuple[int, int], limit: int = 8
     else:
         d = Path(folder)
         if not d.is_dir():
-            raise PktcharError(f"--images {str(d)!r} is not a folder")
+            raise PktcharError(f"`images` {str(d)!r} is not a folder")
         paths = sorted(p for p in d.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not paths:
-            raise PktcharError(f"--images {str(d)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise PktcharError(f"`images` {str(d)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         views = []
         for p in paths[:limit]:
             try:
@@ -294,7 +296,7 @@ def measure(
 
     import torch
 
-    from .profiler import cut_sets, trace_values
+    from .trace import cut_sets, trace_values
 
     coder = check_coder(coder)
     dtype = check_dtype(dtype)

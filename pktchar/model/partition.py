@@ -255,7 +255,7 @@ def plan_equal(upload_bytes: Sequence[int], parts: int) -> list[int]:
     """``parts`` partitions of about equal bytes (each at least one unit)."""
     n = len(upload_bytes)
     if not 1 <= parts <= n:
-        raise PktcharError(f"--partitions {parts}: the model has {n} units (1..{n} partitions)")
+        raise PktcharError(f"`partitions` {parts}: the model has {n} units (1..{n} partitions)")
     total = sum(upload_bytes) or 1
     cuts, acc = [], 0
     for j, w in enumerate(upload_bytes, start=1):
@@ -273,10 +273,10 @@ def plan_named(ch: Chain, names: Sequence[str]) -> list[int]:
     """Boundaries after the named layers, in model order (each must be a chain point)."""
     idx = [ch.point(n.strip()).index for n in names if n.strip()]
     if any(i == 0 for i in idx):
-        raise PktcharError("--partitions: 'input' is not a boundary (a partition needs at least one layer)")
+        raise PktcharError("`partitions`: 'input' is not a boundary (a partition needs at least one layer)")
     if idx != sorted(idx) or len(set(idx)) != len(idx):
         order = ", ".join(ch.points[i].name for i in sorted(set(idx)))
-        raise PktcharError(f"--partitions must name layers in model order, each once: {order}")
+        raise PktcharError(f"`partitions` must name layers in model order, each once: {order}")
     if not idx or idx[-1] != ch.units:
         idx.append(ch.units)
     return idx

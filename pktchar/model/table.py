@@ -19,7 +19,8 @@ from ..core.radio import Carrier
 from ..core.resolution import Resolution, parse_resolution
 from ..core.units import human_bytes, human_number
 from .codec import Coding, Measured
-from .profiler import Profile, profile
+from .profiler import profile
+from .results import Profile
 
 PAPER_NAME = (
     '"Distributed Architecture and Packet Characteristics for Real-Time Distributed Learning Services" '
