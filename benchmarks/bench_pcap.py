@@ -184,7 +184,10 @@ def main() -> None:
                 cwd=REPO,
                 check=True,
             ).stdout
-            (old / f"{name}.py").write_text(src.replace("from ..", "from pktchar."))
+            src = src.replace("from ..", "from pktchar.")
+            for mod in ("errors", "wire", "packets", "units"):  # moved into pktchar.core since that commit
+                src = src.replace(f"from pktchar.{mod} ", f"from pktchar.core.{mod} ")
+            (old / f"{name}.py").write_text(src)
         env_old = {**env, "PYTHONPATH": f"{tmp}:{REPO}"}
         cells = {}
         cells["old reader (one Python object per packet)"] = timed(
