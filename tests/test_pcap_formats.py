@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 from craft import DEV, EDGE, PORT, ipv4_tcp, prediction, sll, sll2, tcp_flow, write_pcap, write_pcapng
@@ -17,6 +18,7 @@ from pktchar.core.packets import Transport, packetize
 from pktchar.testbed.compare import compare
 from pktchar.testbed.dissector import lua_dissector
 from pktchar.testbed.pcap import PcapError, addr_key, read_columns
+from pktchar.testbed.schema import FlowPrediction
 
 from conftest import run_cli
 
@@ -28,7 +30,7 @@ WIRE = 69 * 1514 + 178 + 3 * 1514 + 746
 ALL = DATA_PACKETS + 2
 
 
-def _prediction(payloads: list[int]) -> dict:
+def _prediction(payloads: list[int]) -> FlowPrediction:
     return prediction(payloads, DEV, EDGE, PORT)
 
 
@@ -397,10 +399,10 @@ def test_udp_flow_and_inference_among_flows(tmp_path):
     ]
     f = tmp_path / "u.pcapng"
     write_pcapng(f, pkts)
-    pred = _prediction([5000])
-    pred["proto"] = "udp"
     pk = packetize(5000, Transport("udp", 1500))
-    pred["frames"][0].update(packets=pk.count, sizes=[list(x) for x in pk.sizes], frame_bytes=pk.frame_bytes)
+    tcp = _prediction([5000])
+    frame = replace(tcp.frames[0], packets=pk.count, sizes=pk.sizes, frame_bytes=pk.frame_bytes)
+    pred = replace(tcp, proto="udp", frames=(frame,))
     c = compare(f, pred)
     assert c.row("packets (data direction)").measured == 4 == c.row("packets (data direction)").predicted
     assert c.row("bytes on the wire (data direction, Ethernet frames)").measured == 3 * 1514 + 698

@@ -12,13 +12,8 @@ import pytest
 from pktchar.core.errors import PktcharError
 from pktchar.core.packets import Transport
 from pktchar.testbed.netns import Link
-from pktchar.testbed.scenario import (
-    Artifacts,
-    FlowPrediction,
-    Prediction,
-    compare_capture,
-    predict_frames,
-)
+from pktchar.testbed.runner import compare_capture
+from pktchar.testbed.schema import Artifacts, FlowPrediction, Prediction, predict_frames
 
 
 def _flow(cal: float | None = None) -> FlowPrediction:
@@ -50,9 +45,12 @@ def test_prediction_round_trip(tmp_path):
     d = json.loads(path.read_text())
     assert d["kind"] == "pktchar-prediction" and d["version"] == 2 and d["scenario"] == "replay"
     assert Prediction.load(path) == p
-    flat = p.flow().compare_input()
-    assert flat["device_ip"] == "10.213.0.1" and flat["burst_bytes"] == 3028
-    assert flat["calibrated_rate_bps"] == 79.5e6
+    flow = d["flows"][0]
+    assert flow["src_ip"] == "10.213.0.1" and flow["bucket_bytes"] == 3028
+    assert flow["calibrated_rate_bps"] == 79.5e6
+    # a run stopped after one frame is compared with the flow's first frame only
+    first = p.flow().first(1)
+    assert first.frames == p.flow().frames[:1] and first.bucket_bytes == 3028
 
 
 def test_version_1_predictions_still_load(tmp_path):
@@ -118,7 +116,7 @@ def test_compare_capture_reads_the_prediction_beside_the_pcap(tmp_path):
 
 def test_the_core_imports_no_torch():
     code = (
-        "import sys, pktchar, pktchar.cli.app, pktchar.testbed.scenario, pktchar.testbed.replay, "
+        "import sys, pktchar, pktchar.cli.app, pktchar.testbed.runner, pktchar.testbed.replay, "
         "pktchar.testbed.endpoint, pktchar.present.run_report, pktchar.present.views; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -175,7 +175,7 @@ def test_two_workers_bytes_match_the_hand_worked_prediction(tmp_path: Path) -> N
 @pytest.mark.root
 @pytest.mark.usefixtures("nothing_left_behind")
 def test_worker_killed_mid_run_fails_fast(tmp_path: Path) -> None:
-    from pktchar.testbed.scenario import run
+    from pktchar.testbed.runner import run
     from pktchar.testbed.trainsync import TrainConfig, TrainScenario, prepare
 
     cfg = TrainConfig(model=_model(tmp_path), workers=2, batch=4, res=16, classes=10, steps=40, gap=0.2,
@@ -225,7 +225,7 @@ def test_link_cut_mid_run_times_out_in_one_line(tmp_path: Path) -> None:
     """w1's veth goes down after two steps: gloo's timeout (5 s here) ends the run with one line."""
     import subprocess
 
-    from pktchar.testbed.scenario import run
+    from pktchar.testbed.runner import run
     from pktchar.testbed.trainsync import TrainConfig, TrainScenario, prepare
 
     cfg = TrainConfig(model=_model(tmp_path), workers=2, batch=4, res=16, classes=10, steps=60, gap=0.2,

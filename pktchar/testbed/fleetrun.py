@@ -26,19 +26,8 @@ from ..core.packets import Transport
 from ..core.phases import phase
 from .capture import wait_line
 from .netns import Link, Topology
-from .scenario import (
-    Calibration,
-    FlowPrediction,
-    FrameTiming,
-    Outcome,
-    Prediction,
-    Progress,
-    Result,
-    endpoint_cmd,
-    predict_frames,
-    run,
-    wait_done,
-)
+from .runner import Progress, endpoint_cmd, run, wait_done
+from .schema import Calibration, FlowPrediction, FrameTiming, Outcome, Prediction, Result, predict_frames
 
 EDGE = "edge"
 MAX_DEVICES = 24  # each device is two Python processes (sender, receiver) on a 2-core machine
@@ -329,10 +318,8 @@ def analyse(sc: FleetScenario, res: Result) -> FleetRun:
         fp = res.prediction.flow(d)
         wire = None
         if fr and res.capture is not None and not sc.cfg.to:  # real hosts: one address, flows not apart
-            pred = fp.compare_input()
-            pred["frames"] = pred["frames"][: len(fr)]
             try:
-                c = compare(res.artifacts.pcap, pred, [f.to_dict() for f in fr])
+                c = compare(res.artifacts.pcap, fp.first(len(fr)), fr)
                 wire = int(c.row("bytes on the wire (data direction, Ethernet frames)").measured)
             except PktcharError as e:
                 res.notes.append(f"{d}: compare failed: {e}")
@@ -390,8 +377,8 @@ def fleet(
     pcap = Path(cfg.pcap) if cfg.pcap else Path("captures") / f"fleet-{cfg.devices}.pcap"
     hosts = None
     if cfg.to:
+        from .hosts import Hosts, check_serving
         from .replay import parse_hostport
-        from .scenario import Hosts, check_serving
 
         host, port = parse_hostport(cfg.to)
         check_serving(host, port)

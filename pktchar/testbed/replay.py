@@ -1,5 +1,5 @@
 """Replay: a split's real coded payloads sent as frames from a device to an edge over a shaped link,
-each answered, captured and compared with the prediction. One :class:`~pktchar.testbed.scenario.Scenario`
+each answered, captured and compared with the prediction. One :class:`~pktchar.testbed.runner.Scenario`
 of the scenario core (which owns the topology, calibration, capture, files and compare).
 
     payloads (real coded activations, a real forward pass) ─► scenario core ─► Result
@@ -19,20 +19,16 @@ from ..core.packets import Transport
 from ..model.codec import Coding, Measured, encode, quantize
 from .capture import wait_line
 from .netns import Link, Topology, require_root
-from .scenario import (
+from .runner import Progress, endpoint_cmd, read_frames, run, wait_done
+from .schema import (
     AppTiming,
     Calibration,
     FlowPrediction,
     FrameTiming,
     Outcome,
     Prediction,
-    Progress,
     Result,
-    endpoint_cmd,
     predict_frames,
-    read_frames,
-    run,
-    wait_done,
 )
 
 DEVICE, EDGE = "dev", "edge"
@@ -294,7 +290,8 @@ def parse_hostport(text: str) -> tuple[str, int]:
 
 
 def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress | None) -> Result:
-    from .scenario import Hosts, Interrupted, check_serving
+    from .hosts import Hosts, check_serving
+    from .runner import Interrupted
 
     host, port = parse_hostport(cfg.to or "")
     cfg.port = port

@@ -50,16 +50,8 @@ from ..core.packets import Transport
 from ..core.phases import phase as announce
 from ..core.wire import ETH_HEADER, IP_HEADER, TCP_HEADER, TCP_TIMESTAMPS
 from .netns import Link, Topology, require_root
-from .scenario import (
-    Calibration,
-    FlowPrediction,
-    FramePrediction,
-    Outcome,
-    Prediction,
-    Progress,
-    Result,
-    run,
-)
+from .runner import Progress, run
+from .schema import Calibration, FlowPrediction, FramePrediction, Outcome, Prediction, Result
 
 GLOO_PREAMBLE = (
     48  # gloo/transport/tcp/pair.h, struct Op::preamble: nbytes, opcode, slot, offset, length, roffset

@@ -32,18 +32,8 @@ from ..core.phases import phase
 from .capture import wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
-from .scenario import (
-    Calibration,
-    FlowPrediction,
-    FrameTiming,
-    Outcome,
-    Prediction,
-    Progress,
-    Result,
-    predict_frames,
-    run,
-    wait_done,
-)
+from .runner import Progress, run, wait_done
+from .schema import Calibration, FlowPrediction, FrameTiming, Outcome, Prediction, Result, predict_frames
 
 DEVICE, EDGE = "dev", "edge"
 UPLOAD_PORT, QUERY_PORT = 5301, 5302
