@@ -254,8 +254,7 @@ class FleetScenario:
         if any(t.is_alive() for t in threads):
             errors.append("the fleet did not finish in time")
         outcome.error = errors[0] if errors else None
-        outcome.extra["flows"] = {d: [f.to_dict() for f in fr] for d, fr in flows.items()}
-        outcome.extra["start_at_ns"] = start_at
+        outcome.details = FleetFlows(flows, start_at)
 
     def finish(self, topo: Topology) -> None:
         for r in self.recvs:
@@ -264,6 +263,21 @@ class FleetScenario:
 
 # ----------------------------------------------------------------------------------------------
 # measured against predicted
+
+
+@dataclass
+class FleetFlows:
+    """What the fleet's senders timed: each device's frames, and the CLOCK_MONOTONIC instant every sender
+    started its clock at (the result file's ``extra``)."""
+
+    flows: dict[str, list[FrameTiming]]
+    start_at_ns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flows": {d: [f.to_dict() for f in fr] for d, fr in self.flows.items()},
+            "start_at_ns": self.start_at_ns,
+        }
 
 
 @dataclass
@@ -309,12 +323,12 @@ def analyse(sc: FleetScenario, res: Result) -> FleetRun:
     from .compare import compare
 
     assert sc.model is not None
-    flows = res.extra.get("flows", {})
-    start = res.extra.get("start_at_ns", 0)
+    got = res.details if isinstance(res.details, FleetFlows) else FleetFlows({}, 0)
+    flows, start = got.flows, got.start_at_ns
     n = len(sc.devices)
     measured = []
     for k, (d, p) in enumerate(sc.devices):
-        fr = [FrameTiming.from_dict(x) for x in flows.get(d, [])]
+        fr = flows.get(d, [])
         fp = res.prediction.flow(d)
         wire = None
         if fr and res.capture is not None and not sc.cfg.to:  # real hosts: one address, flows not apart

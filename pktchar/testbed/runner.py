@@ -308,7 +308,7 @@ def run(
         source,
         error,
         interrupted,
-        extra=outcome.extra,
+        details=outcome.details,
         captures=stats,
     )
     phase(

@@ -14,7 +14,7 @@ import datetime as _dt
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import PktcharError
 from ..core.packets import Transport, packetize
@@ -404,13 +404,36 @@ class AppTiming:
         }
 
 
+class Details(Protocol):
+    """What a scenario measured beyond its frames, typed by the scenario (its worker events, its devices'
+    frames); written into the result file under ``extra``."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Events:
+    """The JSON events a scenario's processes wrote, in the order they came (upload's edge and device,
+    train-sync's workers: each event tagged with its process)."""
+
+    events: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"events": self.events}
+
+    @staticmethod
+    def of(result: Result) -> list[dict[str, Any]]:
+        """The events of ``result`` (none when its scenario recorded none)."""
+        return result.details.events if isinstance(result.details, Events) else []
+
+
 @dataclass
 class Outcome:
     """What a scenario's traffic measured, and why it stopped early if it did."""
 
     frames: list[FrameTiming] = field(default_factory=list)
     error: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    details: Details | None = None  # the scenario's own measurements (its type), if any
 
 
 @dataclass
@@ -430,13 +453,18 @@ class Result:
     error: str | None = None
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    details: Details | None = None  # the scenario's own measurements: read them as its own type
     captures: dict[str, CaptureStats] = field(default_factory=dict)  # every captured endpoint's, in order
     application: AppTiming | None = None  # frames timed at the sender against a path rate (real hosts)
 
     @property
     def pcap(self) -> Path:
         return self.artifacts.pcap
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        """The scenario's details as the result file holds them (``extra``); code reads ``details``."""
+        return self.details.to_dict() if self.details is not None else {}
 
     def to_dict(self) -> dict[str, Any]:
         return {

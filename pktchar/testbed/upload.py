@@ -33,7 +33,16 @@ from .capture import wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
 from .runner import Progress, run, wait_done
-from .schema import Calibration, FlowPrediction, FrameTiming, Outcome, Prediction, Result, predict_frames
+from .schema import (
+    Calibration,
+    Events,
+    FlowPrediction,
+    FrameTiming,
+    Outcome,
+    Prediction,
+    Result,
+    predict_frames,
+)
 
 DEVICE, EDGE = "dev", "edge"
 UPLOAD_PORT, QUERY_PORT = 5301, 5302
@@ -318,7 +327,7 @@ class UploadScenario:
         outcome.frames = [
             FrameTiming(e["id"], e["len"], e["send_ns"], e["first_ns"], e["done_ns"]) for e in parts
         ]
-        outcome.extra["events"] = self.events
+        outcome.details = Events(self.events)
 
     def finish(self, topo: Topology) -> None:
         if self.edge_proc is not None and self.edge_proc.poll() is None:
@@ -370,7 +379,7 @@ class ModeResult:
 
 def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
     """Upload time, builds, stalls and queries of one mode, from its events and its capture."""
-    ev = res.extra.get("events", [])
+    ev = Events.of(res)
     flow = res.prediction.flow("upload")
     t = flow.transport
     frame_bytes = sum(f.frame_bytes for f in flow.frames)
