@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -221,26 +222,17 @@ def run(
     written at the end, also when a peer is lost or the run is interrupted (then KeyboardInterrupt is
     raised again after the files are safe). With ``hosts`` the run goes between this machine and a real
     edge (``pktchar serve``): no namespaces, no shaping, a capture only on ``hosts``' interface."""
-    on = [scenario.capture_on] if isinstance(scenario.capture_on, str) else list(scenario.capture_on)
-    if hosts is not None:  # real hosts: capture only on this host's named interface, if any
-        first = hosts.devices[0]
-        on = [first] if hosts.eps[first].ifname else []
+    on = _capture_on(scenario, hosts)
     if hosts is None or on:
         require_root()
-    artifacts = Artifacts(Path(pcap), tuple(on[1:]), capturing=bool(on))
-    artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
+    st = _Run(scenario, Artifacts(Path(pcap), tuple(on[1:]), capturing=bool(on)), on)
+    st.artifacts.pcap.parent.mkdir(parents=True, exist_ok=True)
     phase(f"{scenario.name}: preparing the payloads")
     source = scenario.prepare()
     phase(
         f"{scenario.name}: "
         + ("reaching the edge host" if hosts is not None else "creating namespaces and links")
     )
-    interrupted = False
-    calibration: Calibration | None = None
-    stats: dict[str, CaptureStats] = {}
-    env: dict[str, Any] = {}
-    outcome = Outcome()
-    prediction: Prediction | None = None
     with (
         tempfile.TemporaryDirectory(prefix="pktchar-") as tmp,
         hosts
@@ -253,64 +245,19 @@ def run(
     ):
         work = Path(tmp)
         os.chmod(work, 0o755)  # endpoint processes read their payload files from here
-        caps: list[Capture] = []
         try:
-            if calibrate_link and scenario.calibration:
-                phase(f"{scenario.name}: calibrating the link (a bulk transfer)")
-                calibration = calibrate(topo, *scenario.calibration, scenario.link, work)
-            phase(f"{scenario.name}: predicting")
-            prediction = scenario.predict(topo, calibration)
-            prediction.save(artifacts.prediction)
-            phase(
-                f"{scenario.name}: starting the endpoints"
-                + (f" and capturing on {', '.join(on)}" if on else "")
+            st.go(
+                topo,
+                work,
+                calibrate_link,
+                progress,
+                {"backend": capture, **({"snaplen": snaplen} if snaplen else {})},
             )
-            scenario.start(topo, work)
-            for ep in on:
-                caps.append(
-                    Capture(
-                        topo,  # type: ignore[arg-type]
-                        ep,
-                        artifacts.capture(ep) if ep in artifacts.others else artifacts.pcap,
-                        backend=capture,
-                        **({"snaplen": snaplen} if snaplen else {}),
-                    )
-                )
-                caps[-1].start()
-            phase(f"{scenario.name}: sending")
-            scenario.traffic(topo, work, outcome, progress)
         except KeyboardInterrupt:
-            interrupted, outcome.error = True, "interrupted"
+            st.interrupt()
         finally:
-            with contextlib.suppress(Exception):
-                scenario.finish(topo)
-            for cap in caps:
-                try:
-                    stats[cap.ep] = cap.stop()
-                except KeyboardInterrupt:
-                    interrupted, outcome.error = True, "interrupted"
-            env = environment(topo)
-    frames, error = outcome.frames, outcome.error
-    if prediction is None:  # stopped before the prediction existed: nothing was sent or captured
-        if interrupted:
-            raise KeyboardInterrupt
-        raise TestbedError(error or "the run stopped before its prediction was made")
-    result = Result(
-        scenario.name,
-        scenario.config(),
-        artifacts,
-        prediction,
-        calibration,
-        stats.get(on[0]) if on else None,
-        frames,
-        None,
-        env,
-        source,
-        error,
-        interrupted,
-        details=outcome.details,
-        captures=stats,
-    )
+            st.stop(topo)
+    result = st.result(source)
     phase(
         f"{scenario.name}: comparing the capture with the prediction"
         if result.capture
@@ -318,9 +265,92 @@ def run(
     )
     _compare_into(result)
     result.save()
-    if interrupted:
+    if st.interrupted:
         raise Interrupted(result)
     return result
+
+
+def _capture_on(scenario: Scenario, hosts: Hosts | None) -> list[str]:
+    """The endpoints captured: the scenario's, or between real hosts this host's named interface, if any."""
+    if hosts is not None:
+        first = hosts.devices[0]
+        return [first] if hosts.eps[first].ifname else []
+    return [scenario.capture_on] if isinstance(scenario.capture_on, str) else list(scenario.capture_on)
+
+
+@dataclass
+class _Run:
+    """One run's state as it goes: what it has made and measured is kept when it stops early."""
+
+    scenario: Scenario
+    artifacts: Artifacts
+    on: list[str]  # the endpoints captured
+    interrupted: bool = False
+    calibration: Calibration | None = None
+    prediction: Prediction | None = None
+    outcome: Outcome = field(default_factory=Outcome)
+    caps: list[Capture] = field(default_factory=list)
+    stats: dict[str, CaptureStats] = field(default_factory=dict)
+    env: dict[str, Any] = field(default_factory=dict)
+
+    def interrupt(self) -> None:
+        self.interrupted, self.outcome.error = True, "interrupted"
+
+    def go(
+        self, topo: Topology, work: Path, calibrate_link: bool, progress: Progress | None,
+        capture: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """Calibrate, predict (the prediction written at once), start the endpoints and captures, send."""
+        sc, on = self.scenario, self.on
+        if calibrate_link and sc.calibration:
+            phase(f"{sc.name}: calibrating the link (a bulk transfer)")
+            self.calibration = calibrate(topo, *sc.calibration, sc.link, work)
+        phase(f"{sc.name}: predicting")
+        self.prediction = sc.predict(topo, self.calibration)
+        self.prediction.save(self.artifacts.prediction)
+        phase(f"{sc.name}: starting the endpoints" + (f" and capturing on {', '.join(on)}" if on else ""))
+        sc.start(topo, work)
+        for ep in on:
+            self.caps.append(Capture(topo, ep, self.artifacts.capture(ep), **capture))  # type: ignore[arg-type]
+            self.caps[-1].start()
+        phase(f"{sc.name}: sending")
+        sc.traffic(topo, work, self.outcome, progress)
+
+    def stop(self, topo: Topology) -> None:
+        """Always: the scenario's endpoints, then every capture (its statistics), then the environment."""
+        with contextlib.suppress(Exception):
+            self.scenario.finish(topo)
+        for cap in self.caps:
+            try:
+                self.stats[cap.ep] = cap.stop()
+            except KeyboardInterrupt:
+                self.interrupt()
+        self.env = environment(topo)
+
+    def result(self, source: str) -> Result:
+        """The run as a :class:`Result`; stopped before its prediction existed, nothing was sent or captured:
+        KeyboardInterrupt again, or the error."""
+        sc, out = self.scenario, self.outcome
+        if self.prediction is None:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            raise TestbedError(out.error or "the run stopped before its prediction was made")
+        return Result(
+            sc.name,
+            sc.config(),
+            self.artifacts,
+            self.prediction,
+            self.calibration,
+            self.stats.get(self.on[0]) if self.on else None,
+            out.frames,
+            None,
+            self.env,
+            source,
+            out.error,
+            self.interrupted,
+            details=out.details,
+            captures=self.stats,
+        )
 
 
 class Interrupted(KeyboardInterrupt):

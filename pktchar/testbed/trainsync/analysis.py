@@ -154,60 +154,42 @@ def _first_transmissions(pkts: list[Any]) -> tuple[int, int, int, int]:
     return payload, segments, retx, retx_n
 
 
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else 0.0
+
+
+def _imean(xs: list[int]) -> int:
+    return round(_mean(xs))  # type: ignore[arg-type]
+
+
+def _steps_of(ev: list[dict[str, Any]], rank: int) -> list[dict[str, Any]]:
+    """Worker ``rank``'s step events, in step order."""
+    return sorted(
+        (e for e in ev if e.get("event") == "step" and e["worker"] == rank), key=lambda e: e["step"]
+    )
+
+
 def analyse(cfg: TrainConfig, plan: Plan, res: Result) -> TrainReport:
+    """Each worker's capture against the plan (bytes a step), the steps' times against the prediction."""
     ev = Events.of(res)
-    n = cfg.workers
     comp = [e for e in ev if e.get("event") == "compute"]
-
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs) if xs else 0.0
-
-    def imean(xs: list[int]) -> int:
-        return round(mean(xs))  # type: ignore[arg-type]
-
-    compute = {k: mean([mean(e[f"{k}_s"]) for e in comp]) for k in ("fwd", "bwd", "opt")}
+    compute = {k: _mean([_mean(e[f"{k}_s"]) for e in comp]) for k in ("fwd", "bwd", "opt")}
     compute["total"] = compute["fwd"] + compute["bwd"] + compute["opt"]
-    per_worker, rows = [], []
+    per_worker = []
     cons: dict[str, Any] = {}
-    for r in range(n):
-        pcap = res.artifacts.capture(f"w{r}")
-        ip = f"10.213.0.{r + 1}"
+    for r in range(cfg.workers):
         start, wins = _windows(ev, r, cfg.gap)
         try:
-            fe = [e["t_fwd"] for e in sorted((e for e in ev if e.get("event") == "step" and e["worker"] == r),
-                                             key=lambda e: e["step"])]  # fmt: skip
-            m = measure_bytes(pcap, ip, cfg.port, wins, start, fe)
+            fe = [e["t_fwd"] for e in _steps_of(ev, r)]
+            m = measure_bytes(res.artifacts.capture(f"w{r}"), f"10.213.0.{r + 1}", cfg.port, wins, start, fe)
         except PktcharError as e:
             res.notes.append(f"w{r}: {e}")
             continue
         if r == 0:
             cons = {**m["construction"], "predicted_sent": plan.construction.frames_sent[0],
                     "predicted_payload": plan.construction.sent[0]}  # fmt: skip
-        steady = m["steps"][2:] or m["steps"][1:] or m["steps"]
-        k = min(2, len(plan.steps) - 1)
-        per_worker.append({
-            "worker": f"w{r}", "steps_measured": len(m["steps"]),
-            "sent": imean([s["sent"] for s in steady]), "sent_predicted": plan.step_total(k, "frames_sent", r),
-            "payload": imean([s["sent_payload"] for s in steady]), "payload_predicted": plan.step_total(k, "sent", r),
-            "received_payload": imean([s["received_payload"] for s in steady]),
-            "received_payload_predicted": plan.step_total(k, "received", r),
-            "acks_sent": mean([s["sent_acks"] for s in steady]),
-            "ack_bytes_sent": imean([s["sent_ack_bytes"] for s in steady]),
-            "retransmitted": imean([s["sent_retransmitted"] for s in steady]),
-            "segments": mean([s["sent_segments"] for s in steady]),
-            "segments_predicted": _segments(plan, k, r),
-            "by_step": m["steps"], "spans": m["spans"],
-        })  # fmt: skip
-    steps = sorted((e for e in ev if e.get("event") == "step" and e["worker"] == 0), key=lambda e: e["step"])
-    w0 = per_worker[0]["by_step"] if per_worker else []
-    spans = per_worker[0]["spans"] if per_worker else []
-    for s in steps:
-        k = s["step"]
-        rows.append(StepRow(
-            k, w0[k]["sent"] if k < len(w0) else None, plan.step_total(k, "frames_sent"),
-            w0[k]["sent_payload"] if k < len(w0) else None, plan.step_total(k, "sent"),
-            s["t_fwd"] - s["t0"], s["t_bwd"] - s["t_fwd"], s["t_end"] - s["t_bwd"], s["t_end"] - s["t0"],
-            spans[k] if k < len(spans) else None))  # fmt: skip
+        per_worker.append(_worker(plan, r, m))
+    rows = _step_rows(plan, _steps_of(ev, 0), per_worker[0] if per_worker else None)
     cal = res.calibration.link_rate_measured_bps if res.calibration else None
     timing = predict_time(cfg, plan, compute, rows, cal)
     done = next((e for e in ev if e.get("event") == "done" and e["worker"] == 0), {})
@@ -218,6 +200,41 @@ def analyse(cfg: TrainConfig, plan: Plan, res: Result) -> TrainReport:
     caps = {e: {**asdict(c), "complete": c.complete} for e, c in res.captures.items()}
     return TrainReport(cfg, plan, res.source, compute, rows, per_worker, cons, timing, ddp, caps, res.error, res,
                        list(res.notes), _loaded(comp))  # fmt: skip
+
+
+def _worker(plan: Plan, r: int, m: dict[str, Any]) -> dict[str, Any]:
+    """Worker ``r``'s steady state (from the third step on, after the rebuild) against the plan's third step."""
+    steady = m["steps"][2:] or m["steps"][1:] or m["steps"]
+    k = min(2, len(plan.steps) - 1)
+    return {
+        "worker": f"w{r}", "steps_measured": len(m["steps"]),
+        "sent": _imean([s["sent"] for s in steady]), "sent_predicted": plan.step_total(k, "frames_sent", r),
+        "payload": _imean([s["sent_payload"] for s in steady]), "payload_predicted": plan.step_total(k, "sent", r),
+        "received_payload": _imean([s["received_payload"] for s in steady]),
+        "received_payload_predicted": plan.step_total(k, "received", r),
+        "acks_sent": _mean([s["sent_acks"] for s in steady]),
+        "ack_bytes_sent": _imean([s["sent_ack_bytes"] for s in steady]),
+        "retransmitted": _imean([s["sent_retransmitted"] for s in steady]),
+        "segments": _mean([s["sent_segments"] for s in steady]),
+        "segments_predicted": _segments(plan, k, r),
+        "by_step": m["steps"], "spans": m["spans"],
+    }  # fmt: skip
+
+
+def _step_rows(plan: Plan, steps: list[dict[str, Any]], w0: dict[str, Any] | None) -> list[StepRow]:
+    """w0's steps: bytes from its capture (``w0``: its :func:`_worker` entry) beside the plan, and times."""
+    by_step = w0["by_step"] if w0 else []
+    spans = w0["spans"] if w0 else []
+    rows = []
+    for s in steps:
+        k = s["step"]
+        got = by_step[k] if k < len(by_step) else None
+        rows.append(StepRow(
+            k, got["sent"] if got else None, plan.step_total(k, "frames_sent"),
+            got["sent_payload"] if got else None, plan.step_total(k, "sent"),
+            s["t_fwd"] - s["t0"], s["t_bwd"] - s["t_fwd"], s["t_end"] - s["t_bwd"], s["t_end"] - s["t0"],
+            spans[k] if k < len(spans) else None))  # fmt: skip
+    return rows
 
 
 def step_comm(plan: Plan, k: int, rate: float) -> tuple[float, float, float]:

@@ -120,22 +120,35 @@ def make_plan(model: str, desc: dict[str, Any], cfg: TrainConfig, mtu: int = 150
     state_b = coalesced(
         [(p[1] * p[2], p[3]) for p in params] + [(b[1] * b[2], b[3]) for b in bufs], BROADCAST_BUCKET
     )
-    # construction: _verify_params_across_processes (shapes: an all-gather of one int64, then rank 0's
-    # metadata broadcast, two int64 a dimension of every trainable parameter) then the state broadcast
-    verify = 8 * (2 * sum(p[5] for p in train) + 1)
-    cmsgs = broadcast(verify, n) + [m for b in state_b for m in broadcast(b, n)]
-    construction = phase("construction", verify + sum(state_b), cmsgs, n, mtu)
-    steps: list[list[Phase]] = []
-    for k in range(cfg.steps):
-        ph: list[Phase] = []
-        if k == 1 and n > 1:  # the rebuild: rank 0's bucket indices, then the bucket count
-            idx = 4 * (len(train) + 1)
-            ph.append(phase("rebuild indices", idx, broadcast(idx, n), n, mtu))
-            ph.append(phase("rebuild sizes", 4 * len(rebuilt), broadcast(4 * len(rebuilt), n), n, mtu))
-        for i, b in enumerate(buffer_b):
-            ph.append(phase(f"buffers {i}", b, broadcast(b, n), n, mtu))
-        for i, b in enumerate(first_buckets if k == 0 else rebuilt):
-            ph.append(phase(f"bucket {i}", b, ring_allreduce(b, elem, n), n, mtu))
-        steps.append(ph)
+    construction = _construction(train, state_b, n, mtu)
+    steps = [
+        _step(k, len(train), rebuilt if k else first_buckets, buffer_b, elem, n, mtu)
+        for k in range(cfg.steps)
+    ]
     return Plan(model, n, params, bufs, sum(p[1] for p in train), sum(grads), elem, first_buckets, rebuilt,
                 buffer_b, state_b, construction, steps)  # fmt: skip
+
+
+def _construction(train: list[list[Any]], state_b: list[int], n: int, mtu: int) -> Phase:
+    """DDP's construction: _verify_params_across_processes (shapes: an all-gather of one int64, then rank 0's
+    metadata broadcast, two int64 a dimension of every trainable parameter) then the state broadcast."""
+    verify = 8 * (2 * sum(p[5] for p in train) + 1)
+    cmsgs = broadcast(verify, n) + [m for b in state_b for m in broadcast(b, n)]
+    return phase("construction", verify + sum(state_b), cmsgs, n, mtu)
+
+
+def _step(
+    k: int, trainable: int, grads: list[int], buffer_b: list[int], elem: int, n: int, mtu: int
+) -> list[Phase]:
+    """Step ``k``'s collectives: in the second, the rebuild's broadcasts (rank 0's bucket indices, then the
+    bucket count); in every one, the buffer broadcasts then each gradient bucket's all-reduce."""
+    ph: list[Phase] = []
+    if k == 1 and n > 1:
+        idx = 4 * (trainable + 1)
+        ph.append(phase("rebuild indices", idx, broadcast(idx, n), n, mtu))
+        ph.append(phase("rebuild sizes", 4 * len(grads), broadcast(4 * len(grads), n), n, mtu))
+    for i, b in enumerate(buffer_b):
+        ph.append(phase(f"buffers {i}", b, broadcast(b, n), n, mtu))
+    for i, b in enumerate(grads):
+        ph.append(phase(f"bucket {i}", b, ring_allreduce(b, elem, n), n, mtu))
+    return ph

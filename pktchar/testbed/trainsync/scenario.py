@@ -65,6 +65,8 @@ class Workers:
     def collect(
         self, outcome: Outcome, budget: float, progress: Progress | None, steps: int
     ) -> list[dict[str, Any]]:
+        """Every worker's events until all have ended, one fails, or ``budget`` seconds pass (then the
+        others are stopped and what they said before is kept)."""
         events: list[dict[str, Any]] = []
         ended: set[int] = set()
         deadline = time.monotonic() + budget
@@ -78,12 +80,7 @@ class Workers:
                 continue
             if d is None:
                 ended.add(r)
-                rc = self.procs[r].wait()
-                if rc != 0 and outcome.error is None:
-                    err = (self.procs[r].stderr.read() if self.procs[r].stderr else "").strip().splitlines()
-                    why = f"killed by signal {-rc}" if rc < 0 else f"exited {rc}"
-                    outcome.error = f"worker w{r} {why}" + (f" ({err[-1][:200]})" if err and rc > 0 else "")
-                if rc != 0:
+                if not self._ended_well(r, outcome):
                     break
                 continue
             d["worker"] = r
@@ -95,15 +92,30 @@ class Workers:
                 progress(int(d["step"]) + 1, steps)
         if outcome.error:
             self.stop()
-            while True:  # what the others said before they were stopped
-                try:
-                    r, d = self.q.get(timeout=0.2)
-                except queue.Empty:
-                    break
-                if d is not None:
-                    d["worker"] = r
-                    events.append(d)
+            events += self._drain()
         return events
+
+    def _ended_well(self, r: int, outcome: Outcome) -> bool:
+        """Worker ``r``'s output ended: False (its exit said in ``outcome``, unless an error is there) if it
+        failed."""
+        rc = self.procs[r].wait()
+        if rc != 0 and outcome.error is None:
+            err = (self.procs[r].stderr.read() if self.procs[r].stderr else "").strip().splitlines()
+            why = f"killed by signal {-rc}" if rc < 0 else f"exited {rc}"
+            outcome.error = f"worker w{r} {why}" + (f" ({err[-1][:200]})" if err and rc > 0 else "")
+        return rc == 0
+
+    def _drain(self) -> list[dict[str, Any]]:
+        """What the workers said before they were stopped."""
+        out = []
+        while True:
+            try:
+                r, d = self.q.get(timeout=0.2)
+            except queue.Empty:
+                return out
+            if d is not None:
+                d["worker"] = r
+                out.append(d)
 
     def stop(self) -> None:
         for p in self.procs:
