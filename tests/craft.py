@@ -179,7 +179,7 @@ def prediction(payloads: list[int], dev: str, edge: str, port: int, rate: float 
     """The flow prediction replay makes for frames of ``payloads`` (TCP, MTU 1500)."""
     from pktchar.core.packets import Transport
     from pktchar.testbed.netns import Link
-    from pktchar.testbed.schema import predict_frames
+    from pktchar.testbed.runner import predict_frames
 
     link = Link(rate)
     frames = predict_frames(payloads, Transport("tcp", 1500), link)

@@ -12,8 +12,8 @@ import pytest
 from pktchar.core.errors import PktcharError
 from pktchar.core.packets import Transport
 from pktchar.testbed.netns import Link
-from pktchar.testbed.runner import compare_capture
-from pktchar.testbed.schema import Artifacts, FlowPrediction, Prediction, predict_frames
+from pktchar.testbed.runner import compare_capture, predict_frames
+from pktchar.testbed.schema import Artifacts, FlowPrediction, Prediction
 
 
 def _flow(cal: float | None = None) -> FlowPrediction:

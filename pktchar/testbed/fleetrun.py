@@ -26,8 +26,8 @@ from ..core.packets import Transport
 from ..core.phases import phase
 from .capture import wait_line
 from .netns import Link, Topology
-from .runner import Progress, endpoint_cmd, run, wait_done
-from .schema import Calibration, FlowPrediction, FrameTiming, Outcome, Prediction, Result, predict_frames
+from .runner import Progress, endpoint_cmd, predict_frames, run, wait_done
+from .schema import Calibration, FlowPrediction, FrameTiming, Outcome, Prediction, Result
 
 EDGE = "edge"
 MAX_DEVICES = 24  # each device is two Python processes (sender, receiver) on a 2-core machine

@@ -19,7 +19,7 @@ from ..core.packets import Transport
 from ..model.codec import Coding, Measured, encode, quantize
 from .capture import wait_line
 from .netns import Link, Topology, require_root
-from .runner import Progress, endpoint_cmd, read_frames, run, wait_done
+from .runner import Progress, endpoint_cmd, predict_frames, read_frames, run, wait_done
 from .schema import (
     AppTiming,
     Calibration,
@@ -28,7 +28,6 @@ from .schema import (
     Outcome,
     Prediction,
     Result,
-    predict_frames,
 )
 
 DEVICE, EDGE = "dev", "edge"

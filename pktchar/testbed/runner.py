@@ -40,6 +40,7 @@ from .schema import (
     Artifacts,
     Calibration,
     Comparison,
+    FramePrediction,
     FrameTiming,
     Outcome,
     Prediction,
@@ -88,6 +89,35 @@ class Scenario(Protocol):
 
 # ----------------------------------------------------------------------------------------------
 # the orchestration every scenario shares
+
+
+def predict_frames(
+    payloads: list[int], transport: Transport, link: Link, calibrated_bps: float | None = None
+) -> tuple[FramePrediction, ...]:
+    """Packets and transfer times of application frames of ``payloads`` bytes over ``link``'s uplink: each
+    frame handed to the socket at once, starting on a full tbf bucket (``shaping.transfer_time``)."""
+    from ..core.shaping import frame_lengths, transfer_time
+
+    out = []
+    for i, s in enumerate(payloads):
+        pk = packetize(s, transport)
+        lengths = frame_lengths(pk.sizes)
+        out.append(
+            FramePrediction(
+                id=i,
+                payload=s,
+                packets=pk.count,
+                sizes=pk.sizes,
+                ip_bytes=pk.ip_bytes,
+                frame_bytes=pk.frame_bytes,
+                wire_bytes=pk.wire_bytes,
+                transfer_s=transfer_time(lengths, link.uplink, link.bucket),
+                transfer_s_calibrated=transfer_time(lengths, calibrated_bps, link.bucket)
+                if calibrated_bps
+                else None,
+            )
+        )
+    return tuple(out)
 
 
 def calibrate(topo: Topology, src: str, dst: str, link: Link, work: Path) -> Calibration:

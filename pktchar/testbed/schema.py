@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import PktcharError
-from ..core.packets import Transport, packetize
+from ..core.packets import Transport
 
 if TYPE_CHECKING:
     from .capture import CaptureStats
-    from .netns import Link
 
 PREDICTION_KIND = "pktchar-prediction"
 RESULT_KIND = "pktchar-result"
@@ -234,35 +233,6 @@ class Prediction:
         if not isinstance(d, dict):
             raise PktcharError(f"{p} is not a pktchar prediction (written by `pktchar replay`)")
         return cls.from_dict(d, str(p))
-
-
-def predict_frames(
-    payloads: list[int], transport: Transport, link: Link, calibrated_bps: float | None = None
-) -> tuple[FramePrediction, ...]:
-    """Packets and transfer times of application frames of ``payloads`` bytes over ``link``'s uplink: each
-    frame handed to the socket at once, starting on a full tbf bucket (``shaping.transfer_time``)."""
-    from ..core.shaping import frame_lengths, transfer_time
-
-    out = []
-    for i, s in enumerate(payloads):
-        pk = packetize(s, transport)
-        lengths = frame_lengths(pk.sizes)
-        out.append(
-            FramePrediction(
-                id=i,
-                payload=s,
-                packets=pk.count,
-                sizes=pk.sizes,
-                ip_bytes=pk.ip_bytes,
-                frame_bytes=pk.frame_bytes,
-                wire_bytes=pk.wire_bytes,
-                transfer_s=transfer_time(lengths, link.uplink, link.bucket),
-                transfer_s_calibrated=transfer_time(lengths, calibrated_bps, link.bucket)
-                if calibrated_bps
-                else None,
-            )
-        )
-    return tuple(out)
 
 
 # ----------------------------------------------------------------------------------------------

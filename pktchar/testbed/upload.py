@@ -32,7 +32,7 @@ from ..core.phases import phase
 from .capture import wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
-from .runner import Progress, run, wait_done
+from .runner import Progress, predict_frames, run, wait_done
 from .schema import (
     Calibration,
     Events,
@@ -41,7 +41,6 @@ from .schema import (
     Outcome,
     Prediction,
     Result,
-    predict_frames,
 )
 
 DEVICE, EDGE = "dev", "edge"
