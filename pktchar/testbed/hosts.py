@@ -27,14 +27,14 @@ class Hosts:
         try:
             infos = socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)
         except socket.gaierror as e:
-            raise TestbedError(f"--to {host}:{port}: cannot resolve {host}: {e.strerror}") from e
+            raise TestbedError(f"`to` {host}:{port}: cannot resolve {host}: {e.strerror}") from e
         remote_ip = infos[0][4][0]
         probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
             probe.connect((remote_ip, port))  # no packet: picks the source address the route uses
             local_ip = probe.getsockname()[0]
         except OSError as e:
-            raise TestbedError(f"--to {host}:{port}: no route to {remote_ip}: {e.strerror}") from e
+            raise TestbedError(f"`to` {host}:{port}: no route to {remote_ip}: {e.strerror}") from e
         finally:
             probe.close()
         self.port, self.link, self.run_id = port, link, new_run_id()
@@ -77,5 +77,5 @@ def check_serving(host: str, port: int) -> None:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as e:
         raise TestbedError(
-            f"--to {host}:{port}: {e.strerror or e} (is `pktchar serve --port {port}` running there?)"
+            f"`to` {host}:{port}: {e.strerror or e} (is `pktchar serve --port {port}` running there?)"
         ) from e

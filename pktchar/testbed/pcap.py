@@ -319,7 +319,7 @@ def _walk_pcap(p: Path, buf: np.ndarray, size: int) -> _Records:
 def _truncation(at: int | None, why: str, n: int) -> str:
     if at is None:
         return ""
-    return f"truncated at byte {at}: {why} ({n} packets before it; `compare --partial` analyses them)"
+    return f"truncated at byte {at}: {why} ({n} packets before it; `partial` analyses them)"
 
 
 def _walk_pcapng(p: Path, buf: np.ndarray, size: int) -> _Records:

@@ -504,18 +504,18 @@ class UploadReport:
 def check(cfg: UploadConfig) -> None:
     """Every argument, before anything is built."""
     if cfg.create not in (*MODES, "both"):
-        raise PktcharError(f"--create must be sequential, parallel or both, got {cfg.create!r}")
+        raise PktcharError(f"`create` must be sequential, parallel or both, got {cfg.create!r}")
     if cfg.queries_after < 0:
-        raise PktcharError(f"--queries-after must be 0 or more, got {cfg.queries_after}")
+        raise PktcharError(f"`queries_after` must be 0 or more, got {cfg.queries_after}")
     if cfg.device_cpu is not None:
         check_fraction(cfg.device_cpu)
         if available() is None:
-            raise PktcharError("--device-cpu needs a cgroup CPU controller (v2 cpu.max or v1 cpu.cfs_quota_us); "
+            raise PktcharError("`device_cpu` needs a cgroup CPU controller (v2 cpu.max or v1 cpu.cfs_quota_us); "
                                "this machine has neither")  # fmt: skip
     Link(cfg.link)
     p = cfg.partitions.strip()
     if not p:
-        raise PktcharError("--partitions: give auto, a number, or layer names")
+        raise PktcharError("`partitions`: give auto, a number, or layer names")
 
 
 def upload(cfg: UploadConfig, progress: Progress | None = None) -> UploadReport:

@@ -105,7 +105,7 @@ def make_plan(model: str, desc: dict[str, Any], cfg: TrainConfig, mtu: int = 150
     params, bufs = desc["params"], desc["buffers"]
     train = [p for p in params if p[4]]
     if not train:
-        raise PktcharError(f"{model} has no trainable parameters{' with --freeze-backbone' if cfg.freeze else ''}: "
+        raise PktcharError(f"{model} has no trainable parameters{' with `freeze_backbone`' if cfg.freeze else ''}: "
                            "there is nothing to synchronise")  # fmt: skip
     elem = 2 if cfg.hook in ("fp16", "bf16") else 4
     grads = [p[1] * elem for p in train]

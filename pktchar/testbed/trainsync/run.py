@@ -23,31 +23,31 @@ WORKER_MB = 450  # resident memory of one idle worker process with torch loaded 
 def check(cfg: TrainConfig) -> None:
     """Every argument, before anything is built."""
     if cfg.workers < 1:
-        raise PktcharError(f"--workers must be 1 or more, got {cfg.workers}")
+        raise PktcharError(f"`workers` must be 1 or more, got {cfg.workers}")
     if cfg.workers > MAX_WORKERS:
-        raise PktcharError(f"--workers {cfg.workers} is more than this testbed runs ({MAX_WORKERS}: each worker is a "
+        raise PktcharError(f"`workers` {cfg.workers} is more than this testbed runs ({MAX_WORKERS}: each worker is a "
                            f"process of about {WORKER_MB} MB on {os.cpu_count()} cores, and a ring of more "
                            "would measure CPU contention, not the network)")  # fmt: skip
     avail = _mem_available_mb()
     if avail is not None and cfg.workers * WORKER_MB > avail * 0.8:
-        raise PktcharError(f"--workers {cfg.workers} needs about {cfg.workers * WORKER_MB} MB; this machine has "
+        raise PktcharError(f"`workers` {cfg.workers} needs about {cfg.workers * WORKER_MB} MB; this machine has "
                            f"{avail:.0f} MB available")  # fmt: skip
     for name, v in (
-        ("--batch", cfg.batch),
-        ("--res", cfg.res),
-        ("--classes", cfg.classes),
-        ("--steps", cfg.steps),
+        ("batch", cfg.batch),
+        ("res", cfg.res),
+        ("classes", cfg.classes),
+        ("steps", cfg.steps),
     ):
         if v < 1:
-            raise PktcharError(f"{name} must be 1 or more, got {v}")
+            raise PktcharError(f"`{name}` must be 1 or more, got {v}")
     if cfg.hook not in ("none", "fp16", "bf16"):
-        raise PktcharError(f"--hook must be none, fp16 or bf16, got {cfg.hook!r}")
+        raise PktcharError(f"`hook` must be none, fp16 or bf16, got {cfg.hook!r}")
     if cfg.bucket_mb is not None and cfg.bucket_mb <= 0:
-        raise PktcharError(f"--bucket-mb must be positive, got {cfg.bucket_mb:g}")
+        raise PktcharError(f"`bucket_mb` must be positive, got {cfg.bucket_mb:g}")
     if not 1024 <= cfg.port <= 65535:
-        raise PktcharError(f"--port must be 1024..65535, got {cfg.port}")
+        raise PktcharError(f"`port` must be 1024..65535, got {cfg.port}")
     if cfg.data and not Path(cfg.data).is_dir():
-        raise PktcharError(f"--data {cfg.data} is not a folder (an ImageFolder: one sub-folder a class)")
+        raise PktcharError(f"`data` {cfg.data} is not a folder (an ImageFolder: one sub-folder a class)")
     Link(cfg.link)
 
 
@@ -124,10 +124,10 @@ def parse_workers(text: str) -> list[int]:
         out = [int(x) for x in text.split(",") if x.strip()]
     except ValueError as e:
         raise PktcharError(
-            f"--workers takes a number or numbers separated by commas (e.g. 2 or 1,2,3,4), got {text!r}"
+            f"`workers` takes a number or numbers separated by commas (e.g. 2 or 1,2,3,4), got {text!r}"
         ) from e
     if not out:
-        raise PktcharError("--workers needs at least one number")
+        raise PktcharError("`workers` needs at least one number")
     return out
 
 
