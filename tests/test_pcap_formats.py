@@ -410,3 +410,45 @@ def test_udp_flow_and_inference_among_flows(tmp_path):
     inferred = compare(f)
     assert inferred.flow == f"udp {DEV} -> {EDGE}:{PORT}"
     assert inferred.row("packets (data direction)").measured == 4
+
+
+def test_pcapng_block_types_each_have_their_handler(tmp_path):
+    """The pcapng walk by block type: an obsolete packet block (type 2: a 16-bit interface and a drop
+    count, then the enhanced block's layout) reads like an enhanced one, a block of a type without a
+    handler (here a name resolution block, 4) is skipped, a simple packet block (3) is refused, and a
+    packet naming an interface the section has not described is malformed."""
+    import struct
+
+    pkt = ipv4_tcp(DEV, EDGE, 40000, PORT, 1, 1, 0x18, bytes(100))  # 14 + 20 + 32 + 100 = 166 B
+    pad = pkt + b"\0" * (-len(pkt) % 4)
+    blen = 32 + len(pad)
+    shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+    idb = struct.pack("<IIHHII", 1, 20, 1, 0, 0, 20)
+    t = 2_000_000  # 2 s in microseconds (no if_tsresol: the default)
+
+    def packet(btype: int, iface: int) -> bytes:
+        head = (
+            struct.pack("<III", btype, blen, iface)
+            if btype == 6
+            else struct.pack("<IIHH", btype, blen, iface, 0)
+        )
+        return (
+            head
+            + struct.pack("<IIII", t >> 32, t & 0xFFFFFFFF, len(pkt), len(pkt))
+            + pad
+            + struct.pack("<I", blen)
+        )
+
+    nrb = struct.pack("<II", 4, 16) + struct.pack("<HH", 0, 0) + struct.pack("<I", 16)
+    f = tmp_path / "blocks.pcapng"
+    f.write_bytes(shb + idb + packet(2, 0) + nrb + packet(6, 0))
+    tab = read_columns(f)
+    assert len(tab) == 2 and tab.fmt == "pcapng"
+    assert tab.ts.tolist() == [2.0, 2.0] and tab.frame_len.tolist() == [166, 166]
+    assert tab.payload.tolist() == [100, 100]
+    f.write_bytes(shb + idb + struct.pack("<III", 3, 16, len(pkt)) + struct.pack("<I", 16))
+    with pytest.raises(PcapError, match="simple packet blocks"):
+        read_columns(f)
+    f.write_bytes(shb + idb + packet(6, 1))
+    with pytest.raises(PcapError, match="packet 1 names interface 1 of 1"):
+        read_columns(f)

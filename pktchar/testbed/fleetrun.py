@@ -27,7 +27,7 @@ from ..core.phases import phase
 from .capture import wait_line
 from .netns import Link, Topology
 from .runner import Progress, endpoint_cmd, predict_frames, run, wait_done
-from .schema import Calibration, FlowPrediction, FrameTiming, Outcome, Prediction, Result
+from .schema import Calibration, FlowPrediction, FrameTiming, Measure, Outcome, Prediction, Result
 
 EDGE = "edge"
 MAX_DEVICES = 24  # each device is two Python processes (sender, receiver) on a 2-core machine
@@ -303,6 +303,18 @@ class FleetRun:
     jain: float | None = None
     payload_offered_bps: float = 0.0
     notes: list[str] = field(default_factory=list)
+
+    def measures(self, k: int) -> list[Measure]:
+        """Device ``k``, measured against the model: goodput, latency (mean, p50, p99), lateness, wire bytes."""
+        p, m = self.predicted.devices[k], self.measured[k]
+        return [
+            Measure("goodput", p.goodput_bps, m.goodput_bps, "bit/s"),
+            Measure("latency, mean", p.latency_mean_s, m.latency_mean_s, "s"),
+            Measure("latency, p50", p.latency_p50_s, m.latency_p50_s, "s"),
+            Measure("latency, p99", p.latency_p99_s, m.latency_p99_s, "s"),
+            Measure("frames later than the budget", p.late_fraction, m.late_fraction),
+            Measure("wire bytes", m.wire_bytes_predicted, m.wire_bytes, "B"),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         p = self.predicted

@@ -504,16 +504,21 @@ def load_frames(result_path: Path) -> list[FrameTiming] | None:
 
 @dataclass(frozen=True)
 class Measure:
-    """One figure, predicted and measured: the one join every scenario's comparison is made of."""
+    """One figure, predicted and measured: the one join every scenario's comparison is made of (compare's
+    rows, an upload mode's times, a fleet device's goodput and latency, a training step's bytes). A figure
+    the run could not measure (or predict) is None."""
 
     metric: str
-    predicted: float
-    measured: float
+    predicted: float | None
+    measured: float | None
     unit: str = ""
 
     @property
     def error(self) -> float | None:
-        """measured / predicted - 1 (None when both are 0; infinite when only the prediction is)."""
+        """measured / predicted - 1 (None when either is missing or both are 0; infinite when only the
+        prediction is 0)."""
+        if self.measured is None or self.predicted is None:
+            return None
         if self.predicted == 0:
             return None if self.measured == 0 else float("inf")
         return (self.measured - self.predicted) / self.predicted

@@ -38,6 +38,7 @@ from .schema import (
     Events,
     FlowPrediction,
     FrameTiming,
+    Measure,
     Outcome,
     Prediction,
     Result,
@@ -374,9 +375,22 @@ class ModeResult:
     result: Result
 
     def error(self, measured: float | None, predicted: float | None) -> float | None:
-        if measured is None or not predicted:
-            return None
-        return measured / predicted - 1
+        """measured / predicted - 1 (None when either is missing or the prediction is 0)."""
+        return Measure("", predicted, measured).error if predicted else None
+
+    def measures(self) -> list[Measure]:
+        """The upload time against each expectation, and the upload's wire bytes, measured against predicted."""
+        return [
+            Measure("upload time against the pure wire time", self.wire_s, self.upload_s, "s"),
+            Measure("upload time against the exact wire time", self.exact_s, self.upload_s, "s"),
+            Measure("upload time against the exact time at the calibrated rate", self.exact_calibrated_s,
+                    self.upload_s, "s"),
+            Measure("upload time against the exact time with the queries", self.exact_with_queries_s,
+                    self.upload_s, "s"),
+            Measure("upload time against the exact time with the builds", self.exact_with_builds_s,
+                    self.upload_s, "s"),
+            Measure("upload wire bytes", self.wire_bytes_predicted, self.wire_bytes_measured, "B"),
+        ]  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "result"}

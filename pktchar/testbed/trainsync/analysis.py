@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import PktcharError
-from ..schema import Events, Result
+from ..schema import Events, Measure, Result
 from .plan import PER_PACKET, Plan, TrainConfig
 
 
@@ -24,6 +24,13 @@ class StepRow:
     opt_s: float
     step_s: float
     allreduce_s: float | None = None  # w0's capture: first to last gradient segment after its forward ended
+
+    def measures(self) -> list[Measure]:
+        """w0's bytes of the step, measured against predicted: TCP payload, then Ethernet frames."""
+        return [
+            Measure("payload sent", self.payload_predicted, self.payload_measured, "B"),
+            Measure("Ethernet bytes sent (data segments)", self.sent_predicted, self.sent_measured, "B"),
+        ]
 
 
 @dataclass
@@ -42,6 +49,16 @@ class TrainReport:
     result: Result | None
     notes: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)  # what each worker loaded (its compute event)
+
+    def worker_measures(self, k: int) -> list[Measure]:
+        """Worker ``k`` of :attr:`per_worker` in a steady step, measured against predicted."""
+        w = self.per_worker[k]
+        return [
+            Measure("payload sent", w["payload_predicted"], w["payload"], "B"),
+            Measure("Ethernet bytes sent (data segments)", w["sent_predicted"], w["sent"], "B"),
+            Measure("payload received", w["received_payload_predicted"], w["received_payload"], "B"),
+            Measure("data segments sent", w["segments_predicted"], w["segments"]),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("result", "plan", "config")}
