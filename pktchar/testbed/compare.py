@@ -22,7 +22,7 @@ from ..core.packets import FRAGMENT_HEADER, Transport, packetize
 from .pcap import PLEN_LABELS, TCP, UDP, Columns, addr_key, addr_str, plen_bucket, plen_counts, read_columns
 from .schema import Comparison, FlowPrediction, FramePrediction, FrameResult, FrameTiming, Measure
 
-Row = Measure  # the name compare's rows had before the join moved to the schema
+__all__ = ["Comparison", "FrameResult", "Measure", "compare"]  # the records are the schema's, named here too
 
 
 def compare(
