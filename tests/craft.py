@@ -185,3 +185,22 @@ def prediction(payloads: list[int], dev: str, edge: str, port: int, rate: float 
     frames = predict_frames(payloads, Transport("tcp", 1500), link)
     flow = FlowPrediction("device -> edge", "tcp", dev, edge, port, 1500, 4, 24, rate, link.bucket, frames)
     return flow
+
+
+def flat_v1(flow: FlowPrediction) -> dict:
+    """``flow`` in the flat form replay wrote before the scenario core (a version 1 prediction: no
+    ``version``, the addresses as ``device_ip``/``edge_ip``, the bucket as ``burst_bytes``)."""
+    return {
+        "kind": "pktchar-prediction",
+        "proto": flow.proto,
+        "port": flow.port,
+        "device_ip": flow.src_ip,
+        "edge_ip": flow.dst_ip,
+        "mtu": flow.mtu,
+        "ip_version": flow.ip_version,
+        "app_header": flow.app_header,
+        "rate_bps": flow.rate_bps,
+        "calibrated_rate_bps": flow.calibrated_rate_bps,
+        "burst_bytes": flow.bucket_bytes,
+        "frames": [f.to_dict() for f in flow.frames],
+    }

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from craft import prediction
+from craft import flat_v1, prediction
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
 from pktchar.core.errors import PktcharError
@@ -164,7 +164,7 @@ def test_cli_compare_errors_and_report(tmp_path):
     wrpcap(str(f), _flow([100_000]))
     import json
 
-    (tmp_path / "ok.prediction.json").write_text(json.dumps(_prediction([100_000])))
+    (tmp_path / "ok.prediction.json").write_text(json.dumps(flat_v1(_prediction([100_000]))))
     r = run_cli("compare", str(f), "--out", str(tmp_path / "rep"), "--format", "json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)

@@ -9,7 +9,19 @@ import subprocess
 from dataclasses import replace
 
 import pytest
-from craft import DEV, EDGE, PORT, ipv4_tcp, prediction, sll, sll2, tcp_flow, write_pcap, write_pcapng
+from craft import (
+    DEV,
+    EDGE,
+    PORT,
+    flat_v1,
+    ipv4_tcp,
+    prediction,
+    sll,
+    sll2,
+    tcp_flow,
+    write_pcap,
+    write_pcapng,
+)
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from pktchar.core import wire
@@ -142,7 +154,7 @@ def test_truncated_without_and_with_partial(tmp_path):
 
 def test_cli_partial(tmp_path):
     f = _truncated(tmp_path)
-    (tmp_path / "t.prediction.json").write_text(json.dumps(_prediction([10_000])))
+    (tmp_path / "t.prediction.json").write_text(json.dumps(flat_v1(_prediction([10_000]))))
     r = run_cli("compare", str(f))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and "truncated at byte 4614" in r.stderr
