@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from pktchar.core.wire import ANSWER, FRAME
+from pktchar.testbed.schema import FlowPrediction
 
 DEV, EDGE, PORT, SPORT = "10.213.0.1", "10.213.0.2", 5201, 40000
 MAC_DEV, MAC_EDGE = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
@@ -174,13 +175,32 @@ def write_pcapng(
             f.write(struct.pack(e + "I", blen))
 
 
-def prediction(payloads: list[int], dev: str, edge: str, port: int, rate: float = 80e6) -> dict:
-    """The flow prediction replay makes for frames of ``payloads`` (TCP, MTU 1500), in compare's form."""
+def prediction(payloads: list[int], dev: str, edge: str, port: int, rate: float = 80e6) -> FlowPrediction:
+    """The flow prediction replay makes for frames of ``payloads`` (TCP, MTU 1500)."""
     from pktchar.core.packets import Transport
     from pktchar.testbed.netns import Link
-    from pktchar.testbed.scenario import FlowPrediction, predict_frames
+    from pktchar.testbed.runner import predict_frames
 
     link = Link(rate)
     frames = predict_frames(payloads, Transport("tcp", 1500), link)
     flow = FlowPrediction("device -> edge", "tcp", dev, edge, port, 1500, 4, 24, rate, link.bucket, frames)
-    return flow.compare_input()
+    return flow
+
+
+def flat_v1(flow: FlowPrediction) -> dict:
+    """``flow`` in the flat form replay wrote before the scenario core (a version 1 prediction: no
+    ``version``, the addresses as ``device_ip``/``edge_ip``, the bucket as ``burst_bytes``)."""
+    return {
+        "kind": "pktchar-prediction",
+        "proto": flow.proto,
+        "port": flow.port,
+        "device_ip": flow.src_ip,
+        "edge_ip": flow.dst_ip,
+        "mtu": flow.mtu,
+        "ip_version": flow.ip_version,
+        "app_header": flow.app_header,
+        "rate_bps": flow.rate_bps,
+        "calibrated_rate_bps": flow.calibrated_rate_bps,
+        "burst_bytes": flow.bucket_bytes,
+        "frames": [f.to_dict() for f in flow.frames],
+    }

@@ -252,7 +252,8 @@ def test_fleet_qos_view_by_hand():
     from pktchar.core.packets import Transport
     from pktchar.present import views
     from pktchar.testbed.netns import Link
-    from pktchar.testbed.scenario import FlowPrediction, Prediction, predict_frames
+    from pktchar.testbed.runner import predict_frames
+    from pktchar.testbed.schema import FlowPrediction, Prediction
 
     frames = predict_frames([100_352], Transport(), Link(80e6))
     flows = tuple(

@@ -134,7 +134,7 @@ def test_bad_upload_arguments_are_one_line():
         check(UploadConfig("mobilenet_v1", device_cpu=0))
     with pytest.raises(PktcharError, match="--device-cpu"):
         check(UploadConfig("mobilenet_v1", device_cpu=1000))
-    with pytest.raises(PktcharError, match="--create"):
+    with pytest.raises(PktcharError, match="^create must be sequential, parallel or both"):
         check(UploadConfig("mobilenet_v1", create="fast"))
     with pytest.raises(PktcharError, match="not a partition point of mobilenet_v1"):
         prepare(UploadConfig("mobilenet_v1", partitions="features.3,nosuchlayer"))

@@ -7,19 +7,20 @@ import subprocess
 import sys
 
 import pytest
-from craft import prediction
+from craft import flat_v1, prediction
 from scapy.all import IP, TCP, UDP, Ether, Raw, wrpcap
 
 from pktchar.core.errors import PktcharError
 from pktchar.testbed.compare import compare
 from pktchar.testbed.pcap import PcapError, read
+from pktchar.testbed.schema import FlowPrediction, FrameTiming
 
 from conftest import run_cli
 
 DEV, EDGE, PORT = "10.213.0.1", "10.213.0.2", 5201
 
 
-def _prediction(payloads: list[int]) -> dict:
+def _prediction(payloads: list[int]) -> FlowPrediction:
     return prediction(payloads, DEV, EDGE, PORT)
 
 
@@ -86,11 +87,12 @@ def test_a_prediction_without_a_bucket_gets_the_testbeds_at_1gbit(tmp_path):
     bucket: 812,928 ns, 11.6% longer)."""
     f = tmp_path / "g.pcap"
     wrpcap(str(f), _flow([100_000], rate=1e9, bucket=9 * 1514))
-    pred = prediction([100_000], DEV, EDGE, PORT, rate=1e9)
-    assert pred.pop("burst_bytes") == 13_626  # what replay records today; drop it, as old predictions lack it
-    for fp in pred["frames"]:
+    d = prediction([100_000], DEV, EDGE, PORT, rate=1e9).to_dict()
+    assert d.pop("bucket_bytes") == 13_626  # what replay records today; drop it, as old predictions lack it
+    for fp in d["frames"]:
         fp.pop("transfer_s", None), fp.pop("transfer_s_calibrated", None)
-    c = compare(f, pred, app_results=[{"id": 0, "send_ns": 0, "done_ns": 800_000}])
+    pred = FlowPrediction.from_dict(d)
+    c = compare(f, pred, app_results=[FrameTiming(0, 100_000, 0, 0, 800_000)])
     fr = c.frames[0]
     assert fr.predicted_span_s == pytest.approx(728_144e-9, rel=1e-9)
     assert fr.predicted_transfer_s == pytest.approx(728_144e-9, rel=1e-9)  # a full bucket: the same time
@@ -162,7 +164,7 @@ def test_cli_compare_errors_and_report(tmp_path):
     wrpcap(str(f), _flow([100_000]))
     import json
 
-    (tmp_path / "ok.prediction.json").write_text(json.dumps(_prediction([100_000])))
+    (tmp_path / "ok.prediction.json").write_text(json.dumps(flat_v1(_prediction([100_000]))))
     r = run_cli("compare", str(f), "--out", str(tmp_path / "rep"), "--format", "json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)

@@ -6,9 +6,22 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
-from craft import DEV, EDGE, PORT, ipv4_tcp, prediction, sll, sll2, tcp_flow, write_pcap, write_pcapng
+from craft import (
+    DEV,
+    EDGE,
+    PORT,
+    flat_v1,
+    ipv4_tcp,
+    prediction,
+    sll,
+    sll2,
+    tcp_flow,
+    write_pcap,
+    write_pcapng,
+)
 from scapy.utils import RawPcapNgReader, RawPcapReader
 
 from pktchar.core import wire
@@ -17,6 +30,7 @@ from pktchar.core.packets import Transport, packetize
 from pktchar.testbed.compare import compare
 from pktchar.testbed.dissector import lua_dissector
 from pktchar.testbed.pcap import PcapError, addr_key, read_columns
+from pktchar.testbed.schema import FlowPrediction
 
 from conftest import run_cli
 
@@ -28,7 +42,7 @@ WIRE = 69 * 1514 + 178 + 3 * 1514 + 746
 ALL = DATA_PACKETS + 2
 
 
-def _prediction(payloads: list[int]) -> dict:
+def _prediction(payloads: list[int]) -> FlowPrediction:
     return prediction(payloads, DEV, EDGE, PORT)
 
 
@@ -122,7 +136,7 @@ def test_truncated_without_and_with_partial(tmp_path):
     f = _truncated(tmp_path)
     with pytest.raises(PcapError, match=r"truncated at byte 4614: packet 4 has 84 of 1514 bytes") as e:
         compare(f, _prediction([10_000]))
-    assert "--partial" in str(e.value) and len(e.value.packets) == 3
+    assert "partial analyses them" in str(e.value) and len(e.value.packets) == 3
     c = compare(f, _prediction([10_000]), partial=True)
     assert c.packets_analysed == 3 and c.truncated_at == 4614
     assert "analysed the 3 packets before the truncation at byte 4614" in c.notes
@@ -140,7 +154,7 @@ def test_truncated_without_and_with_partial(tmp_path):
 
 def test_cli_partial(tmp_path):
     f = _truncated(tmp_path)
-    (tmp_path / "t.prediction.json").write_text(json.dumps(_prediction([10_000])))
+    (tmp_path / "t.prediction.json").write_text(json.dumps(flat_v1(_prediction([10_000]))))
     r = run_cli("compare", str(f))
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.count("\n") == 1 and "truncated at byte 4614" in r.stderr
@@ -397,10 +411,10 @@ def test_udp_flow_and_inference_among_flows(tmp_path):
     ]
     f = tmp_path / "u.pcapng"
     write_pcapng(f, pkts)
-    pred = _prediction([5000])
-    pred["proto"] = "udp"
     pk = packetize(5000, Transport("udp", 1500))
-    pred["frames"][0].update(packets=pk.count, sizes=[list(x) for x in pk.sizes], frame_bytes=pk.frame_bytes)
+    tcp = _prediction([5000])
+    frame = replace(tcp.frames[0], packets=pk.count, sizes=pk.sizes, frame_bytes=pk.frame_bytes)
+    pred = replace(tcp, proto="udp", frames=(frame,))
     c = compare(f, pred)
     assert c.row("packets (data direction)").measured == 4 == c.row("packets (data direction)").predicted
     assert c.row("bytes on the wire (data direction, Ethernet frames)").measured == 3 * 1514 + 698
@@ -408,3 +422,45 @@ def test_udp_flow_and_inference_among_flows(tmp_path):
     inferred = compare(f)
     assert inferred.flow == f"udp {DEV} -> {EDGE}:{PORT}"
     assert inferred.row("packets (data direction)").measured == 4
+
+
+def test_pcapng_block_types_each_have_their_handler(tmp_path):
+    """The pcapng walk by block type: an obsolete packet block (type 2: a 16-bit interface and a drop
+    count, then the enhanced block's layout) reads like an enhanced one, a block of a type without a
+    handler (here a name resolution block, 4) is skipped, a simple packet block (3) is refused, and a
+    packet naming an interface the section has not described is malformed."""
+    import struct
+
+    pkt = ipv4_tcp(DEV, EDGE, 40000, PORT, 1, 1, 0x18, bytes(100))  # 14 + 20 + 32 + 100 = 166 B
+    pad = pkt + b"\0" * (-len(pkt) % 4)
+    blen = 32 + len(pad)
+    shb = struct.pack("<IIIHHqI", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1, 28)
+    idb = struct.pack("<IIHHII", 1, 20, 1, 0, 0, 20)
+    t = 2_000_000  # 2 s in microseconds (no if_tsresol: the default)
+
+    def packet(btype: int, iface: int) -> bytes:
+        head = (
+            struct.pack("<III", btype, blen, iface)
+            if btype == 6
+            else struct.pack("<IIHH", btype, blen, iface, 0)
+        )
+        return (
+            head
+            + struct.pack("<IIII", t >> 32, t & 0xFFFFFFFF, len(pkt), len(pkt))
+            + pad
+            + struct.pack("<I", blen)
+        )
+
+    nrb = struct.pack("<II", 4, 16) + struct.pack("<HH", 0, 0) + struct.pack("<I", 16)
+    f = tmp_path / "blocks.pcapng"
+    f.write_bytes(shb + idb + packet(2, 0) + nrb + packet(6, 0))
+    tab = read_columns(f)
+    assert len(tab) == 2 and tab.fmt == "pcapng"
+    assert tab.ts.tolist() == [2.0, 2.0] and tab.frame_len.tolist() == [166, 166]
+    assert tab.payload.tolist() == [100, 100]
+    f.write_bytes(shb + idb + struct.pack("<III", 3, 16, len(pkt)) + struct.pack("<I", 16))
+    with pytest.raises(PcapError, match="simple packet blocks"):
+        read_columns(f)
+    f.write_bytes(shb + idb + packet(6, 1))
+    with pytest.raises(PcapError, match="packet 1 names interface 1 of 1"):
+        read_columns(f)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pktchar.testbed.scenario import Artifacts, Prediction, Result
+from pktchar.testbed.schema import Artifacts, Prediction, Result
 
 # resnet18's avgpool: 512 channels x 1 x 1, fp32 = 2,048 B a frame; the frame header is 24 B
 PAYLOAD, HEADER = 512 * 4, 24

@@ -12,13 +12,8 @@ import pytest
 from pktchar.core.errors import PktcharError
 from pktchar.core.packets import Transport
 from pktchar.testbed.netns import Link
-from pktchar.testbed.scenario import (
-    Artifacts,
-    FlowPrediction,
-    Prediction,
-    compare_capture,
-    predict_frames,
-)
+from pktchar.testbed.runner import compare_capture, predict_frames
+from pktchar.testbed.schema import Artifacts, FlowPrediction, Prediction
 
 
 def _flow(cal: float | None = None) -> FlowPrediction:
@@ -50,9 +45,12 @@ def test_prediction_round_trip(tmp_path):
     d = json.loads(path.read_text())
     assert d["kind"] == "pktchar-prediction" and d["version"] == 2 and d["scenario"] == "replay"
     assert Prediction.load(path) == p
-    flat = p.flow().compare_input()
-    assert flat["device_ip"] == "10.213.0.1" and flat["burst_bytes"] == 3028
-    assert flat["calibrated_rate_bps"] == 79.5e6
+    flow = d["flows"][0]
+    assert flow["src_ip"] == "10.213.0.1" and flow["bucket_bytes"] == 3028
+    assert flow["calibrated_rate_bps"] == 79.5e6
+    # a run stopped after one frame is compared with the flow's first frame only
+    first = p.flow().first(1)
+    assert first.frames == p.flow().frames[:1] and first.bucket_bytes == 3028
 
 
 def test_version_1_predictions_still_load(tmp_path):
@@ -118,8 +116,68 @@ def test_compare_capture_reads_the_prediction_beside_the_pcap(tmp_path):
 
 def test_the_core_imports_no_torch():
     code = (
-        "import sys, pktchar, pktchar.cli.app, pktchar.testbed.scenario, pktchar.testbed.replay, "
+        "import sys, pktchar, pktchar.cli.app, pktchar.testbed.runner, pktchar.testbed.replay, "
         "pktchar.testbed.endpoint, pktchar.present.run_report, pktchar.present.views; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_measure_is_measured_over_predicted_less_one():
+    """The one join: 90 measured against 100 predicted is 10 % under; nothing to compare gives None."""
+    from pktchar.testbed.schema import Measure
+
+    assert Measure("x", 100, 90).error == pytest.approx(-0.10)
+    assert Measure("x", 80e6, 79.2e6, "bit/s").error == pytest.approx(-0.01)
+    assert Measure("x", 0, 0).error is None and Measure("x", 0, 5).error == float("inf")
+    assert Measure("x", 100, None).error is None and Measure("x", None, 100).error is None
+    assert Measure("x", 200, 250, "B").to_dict() == {
+        "metric": "x", "predicted": 200, "measured": 250, "unit": "B", "relative_error": 0.25,
+    }  # fmt: skip
+
+
+def test_a_scenarios_details_are_typed_and_kept_in_the_result_file(tmp_path):
+    """Events (upload, train-sync) and the fleet's frames are typed on the result; the file keeps `extra`."""
+    from pktchar.testbed.fleetrun import FleetFlows
+    from pktchar.testbed.schema import Events, FrameTiming, Result
+
+    a = Artifacts(tmp_path / "run.pcap")
+    bare = Result("replay", {}, a, Prediction("replay", {}, ()), None, None, [], None, {})
+    assert Events.of(bare) == [] and "extra" not in bare.to_dict() and bare.extra == {}
+    ev = [{"event": "start", "t_ns": 5}]
+    res = Result("upload", {}, a, Prediction("upload", {}, ()), None, None, [], None, {}, details=Events(ev))
+    assert Events.of(res) == ev and res.to_dict()["extra"] == {"events": ev}
+    f = FrameTiming(0, 1000, 10, 20, 30, None)
+    fleet = FleetFlows({"d0": [f], "d1": []}, 7)
+    assert fleet.to_dict() == {
+        "flows": {"d0": [{"id": 0, "len": 1000, "send_ns": 10, "first_ns": 20, "done_ns": 30, "answer_ns": None}],
+                  "d1": []},
+        "start_at_ns": 7,
+    }  # fmt: skip
+    res = Result("fleet", {}, a, Prediction("fleet", {}, ()), None, None, [], None, {}, details=fleet)
+    assert (
+        Events.of(res) == []
+        and json.loads(json.dumps(res.to_dict(), default=str))["extra"]["start_at_ns"] == 7
+    )
+
+
+def test_result_frames_load_typed_and_old_entries_without_an_id_are_left_out(tmp_path):
+    from pktchar.testbed.schema import FrameTiming, load_frames
+
+    p = tmp_path / "r.result.json"
+    p.write_text(json.dumps({"frames": [{"id": 0, "send_ns": 1, "done_ns": 2_000_000_001}, {"note": "x"}]}))
+    assert load_frames(p) == [FrameTiming(0, 0, 1, 0, 2_000_000_001, None)]
+    assert load_frames(p)[0].transfer_s == 2.0
+    p.write_text("[]")
+    assert load_frames(p) is None
+
+
+def test_training_step_bytes_join_measured_and_predicted():
+    """w0 sent 1,010 B of payload where 1,000 were predicted: +1 %; a step the capture missed has no error."""
+    from pktchar.testbed.trainsync import StepRow
+
+    row = StepRow(2, 2_040, 2_000, 1_010, 1_000, 0.1, 0.2, 0.01, 0.31)
+    pay, eth = row.measures()
+    assert pay.error == pytest.approx(0.01) and eth.error == pytest.approx(0.02) and eth.unit == "B"
+    missed = StepRow(3, None, 2_000, None, 1_000, 0.1, 0.2, 0.01, 0.31)
+    assert [m.error for m in missed.measures()] == [None, None]

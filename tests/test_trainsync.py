@@ -175,7 +175,8 @@ def test_two_workers_bytes_match_the_hand_worked_prediction(tmp_path: Path) -> N
 @pytest.mark.root
 @pytest.mark.usefixtures("nothing_left_behind")
 def test_worker_killed_mid_run_fails_fast(tmp_path: Path) -> None:
-    from pktchar.testbed.scenario import run
+    from pktchar.testbed.runner import run
+    from pktchar.testbed.schema import Events
     from pktchar.testbed.trainsync import TrainConfig, TrainScenario, prepare
 
     cfg = TrainConfig(model=_model(tmp_path), workers=2, batch=4, res=16, classes=10, steps=40, gap=0.2,
@@ -192,7 +193,7 @@ def test_worker_killed_mid_run_fails_fast(tmp_path: Path) -> None:
     assert res.error is not None and "\n" not in res.error
     assert "w1" in res.error or "rank 0" in res.error
     assert res.artifacts.result.exists() and res.captures["w0"].captured > 0
-    steps = [e for e in res.extra["events"] if e.get("event") == "step" and e["worker"] == 0]
+    steps = [e for e in Events.of(res) if e.get("event") == "step" and e["worker"] == 0]
     assert 2 <= len(steps) < 40
 
 
@@ -225,7 +226,7 @@ def test_link_cut_mid_run_times_out_in_one_line(tmp_path: Path) -> None:
     """w1's veth goes down after two steps: gloo's timeout (5 s here) ends the run with one line."""
     import subprocess
 
-    from pktchar.testbed.scenario import run
+    from pktchar.testbed.runner import run
     from pktchar.testbed.trainsync import TrainConfig, TrainScenario, prepare
 
     cfg = TrainConfig(model=_model(tmp_path), workers=2, batch=4, res=16, classes=10, steps=60, gap=0.2,

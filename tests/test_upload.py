@@ -81,9 +81,10 @@ def _link_idle(m, spans: list[tuple[float, float]]) -> float:
     clock is put on the events' by the first packet of partition 0, which the edge's upload thread, waiting
     in recv, stamps (first_ns) as it arrives."""
     from pktchar.testbed.pcap import read
+    from pktchar.testbed.schema import Events
     from pktchar.testbed.upload import UPLOAD_PORT
 
-    ev = m.result.extra["events"]
+    ev = Events.of(m.result)
     start = next(e["t_ns"] for e in ev if e.get("event") == "start") / 1e9
     first = min(e["first_ns"] for e in ev if e.get("event") == "partition" and e["id"] == 0) / 1e9
     dev = m.result.prediction.flow("upload").src_ip

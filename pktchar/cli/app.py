@@ -808,7 +808,7 @@ def _finish_run(go: Callable[[Any], Any], total: int, fmt: Fmt, report: Path | N
     """Run a testbed scenario with a progress bar, show it, list its files; exit 3 when a peer was lost,
     130 when interrupted (the files are written either way)."""
     from ..present import views
-    from ..testbed.scenario import Interrupted
+    from ..testbed.runner import Interrupted
 
     interrupted = False
     with _bar("frames") as progress:
@@ -1065,7 +1065,7 @@ def compare_cmd(
     """Measured against predicted for a capture (pcap or pcapng; Ethernet, Linux cooked SLL/SLL2):
     packets, sizes, wire bytes, goodput, frame times."""
     from ..present import views
-    from ..testbed.scenario import compare_capture
+    from ..testbed.runner import compare_capture
 
     _writable_folder(out, "--out")
     if out is not None and any(out.iterdir()) and not force:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # views stay light: a command that needs no model never impor
     from ..testbed.capture import CaptureStats
     from ..testbed.compare import Comparison
     from ..testbed.fleetrun import FleetRun
-    from ..testbed.scenario import Calibration, Result
+    from ..testbed.schema import Calibration, Result
     from ..testbed.upload import UploadReport
 
 

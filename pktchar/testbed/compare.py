@@ -1,7 +1,7 @@
 """Measured against predicted: packets, sizes, wire bytes, goodput and per-frame transfer times.
 
-The prediction is a JSON document (``replay`` writes one beside its pcap):
-the flow's addresses and port, transport, shaped rate and tbf bucket, and for
+The prediction is a :class:`~pktchar.testbed.schema.FlowPrediction` (``replay`` writes one beside its
+pcap): the flow's addresses and port, transport, shaped rate and tbf bucket, and for
 every frame its payload and the packets :func:`pktchar.core.packets.packetize`
 predicts. Frames are found in the capture by the byte offsets of the data
 direction (each application frame is ``app_header + payload`` bytes), so a
@@ -11,9 +11,8 @@ Everything runs on the capture's numpy columns: no Python object per packet.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -21,86 +20,15 @@ from ..core import shaping
 from ..core.errors import PktcharError
 from ..core.packets import FRAGMENT_HEADER, Transport, packetize
 from .pcap import PLEN_LABELS, TCP, UDP, Columns, addr_key, addr_str, plen_bucket, plen_counts, read_columns
-from .scenario import PREDICTION_KIND
+from .schema import Comparison, FlowPrediction, FramePrediction, FrameResult, FrameTiming, Measure
 
-
-@dataclass(frozen=True)
-class Row:
-    metric: str
-    predicted: float
-    measured: float
-    unit: str = ""
-
-    @property
-    def error(self) -> float | None:
-        if self.predicted == 0:
-            return None if self.measured == 0 else float("inf")
-        return (self.measured - self.predicted) / self.predicted
-
-
-@dataclass
-class FrameResult:
-    id: int
-    payload: int
-    packets: int
-    predicted_packets: int
-    frame_bytes: int
-    predicted_frame_bytes: int
-    capture_span_s: float | None
-    predicted_span_s: float | None
-    transfer_s: float | None = None  # application: send -> last byte at the edge
-    predicted_transfer_s: float | None = None
-
-
-@dataclass
-class Comparison:
-    pcap: str
-    flow: str
-    rows: list[Row]
-    histogram: list[tuple[str, int, int]]  # (plen bucket, predicted, measured)
-    frames: list[FrameResult]
-    reverse_packets: int
-    retransmissions: int
-    other_packets: int
-    notes: list[str] = field(default_factory=list)
-    packets_analysed: int = 0  # packets read from the capture (all of them, or those before a truncation)
-    truncated_at: int | None = None  # partial analysis: the byte where the capture is cut
-
-    def row(self, metric: str) -> Row:
-        for r in self.rows:
-            if r.metric == metric:
-                return r
-        raise KeyError(metric)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "pcap": self.pcap,
-            "flow": self.flow,
-            "rows": [
-                {
-                    "metric": r.metric,
-                    "predicted": r.predicted,
-                    "measured": r.measured,
-                    "unit": r.unit,
-                    "relative_error": r.error,
-                }
-                for r in self.rows
-            ],
-            "plen_histogram": [{"bucket": b, "predicted": p, "measured": m} for b, p, m in self.histogram],
-            "frames": [f.__dict__ for f in self.frames],
-            "reverse_packets": self.reverse_packets,
-            "retransmissions": self.retransmissions,
-            "other_packets": self.other_packets,
-            "notes": self.notes,
-            "packets_analysed": self.packets_analysed,
-            "truncated_at": self.truncated_at,
-        }
+__all__ = ["Comparison", "FrameResult", "Measure", "compare"]  # the records are the schema's, named here too
 
 
 def compare(
     pcap: str | Path,
-    prediction: dict[str, Any] | None = None,
-    app_results: list[dict[str, Any]] | None = None,
+    prediction: FlowPrediction | None = None,
+    app_results: Sequence[FrameTiming] | None = None,
     partial: bool = False,
 ) -> Comparison:
     """Analyse ``pcap``; with a prediction, set every figure beside its predicted value.
@@ -112,103 +40,19 @@ def compare(
     tab = read_columns(pcap, partial=partial)  # a PcapError says where a file is truncated or malformed
     if not len(tab):
         raise PktcharError(f"{pcap}: the capture holds no packets")
-    if prediction is None:
-        prediction = _infer(tab)
-    proto = prediction["proto"]
-    pnum = _PROTO_NUM.get(proto, -1)
-    port = int(prediction["port"])
-    dev, edge = prediction["device_ip"], prediction["edge_ip"]
-    is_p = tab.proto == pnum
-    dkey, ekey = np.bytes_(_key(dev)), np.bytes_(_key(edge))
-    data_m = is_p & (tab.dport == port) & (tab.src == dkey) & (tab.dst == ekey)
-    back_m = is_p & (tab.sport == port) & (tab.src == ekey) & (tab.dst == dkey)
-    n_data, n_back = int(data_m.sum()), int(back_m.sum())
-    if not n_data:
-        flows = _flow_names(tab)
-        raise PktcharError(
-            f"{pcap}: no pktchar traffic in the capture (expected {proto} {dev} -> {edge}:{port}; found "
-            f"{', '.join(flows[:3]) or 'no TCP/UDP flows'}{' ...' if len(flows) > 3 else ''})"
-        )
-    other = len(tab) - n_data - n_back
-    t = Transport(
-        proto,
-        int(prediction["mtu"]),
-        int(prediction.get("ip_version", 4)),
-        app_header=int(prediction.get("app_header", 24)),
-    )
-    frames_pred = prediction["frames"]
-    rate = float(prediction["rate_bps"])
-
-    idx = np.flatnonzero(data_m & (tab.payload > 0))  # the data direction's carrying packets
-    retrans = 0
-    if proto == "tcp" and len(idx):
-        # unwrap the 32-bit sequence numbers (a long flow wraps), then keep each one's first segment
-        step = np.diff(tab.seq[idx].astype(np.int64))
-        step = (step + (1 << 31)) % (1 << 32) - (1 << 31)
-        seq = np.concatenate([[0], np.cumsum(step)])
-        _, first = np.unique(seq, return_index=True)
-        retrans = len(idx) - len(first)
-        idx = idx[np.sort(first)]
-    ts = tab.ts[idx]
-    flen = tab.frame_len[idx]
-    pay = tab.payload[idx] - (FRAGMENT_HEADER if proto == "udp" else 0)
+    flow = prediction if prediction is not None else _infer(tab)
+    data_m, n_back = _directions(tab, flow, pcap)
+    n_data = int(data_m.sum())
+    t = flow.transport
+    idx, retrans = _first_transmissions(tab, data_m, flow.proto)
+    ts, flen = tab.ts[idx], tab.frame_len[idx]
+    pay = tab.payload[idx] - (FRAGMENT_HEADER if flow.proto == "udp" else 0)
     # tbf's bucket on this flow: the prediction's, else (older or hand-written predictions) the one the
     # testbed gives the shaped rate
-    bucket = int(prediction.get("burst_bytes", 0)) or shaping.default_bucket(rate, t.mtu)
-    frames = _split_frames(ts, flen, pay, frames_pred, t, rate, bucket)
+    bucket = flow.bucket_bytes or shaping.default_bucket(flow.rate_bps, t.mtu)
+    frames = _split_frames(ts, flen, pay, flow.frames, t, flow.rate_bps, bucket)
     if app_results:
-        # the prediction's own per-frame transfer time (at the calibrated rate when there is one); older
-        # predictions carry none: the same tbf model, a full bucket at each frame's start
-        cal = prediction.get("calibrated_rate_bps")
-        transfer_by_id = {
-            fp["id"]: fp.get("transfer_s_calibrated") if cal and fp.get("transfer_s_calibrated") is not None
-            else fp.get("transfer_s") or shaping.transfer_time(shaping.frame_lengths(fp["sizes"]), cal or rate, bucket)
-            for fp in frames_pred
-        }  # fmt: skip
-        by_id = {r["id"]: r for r in app_results if "id" in r}
-        for f in frames:
-            r = by_id.get(f.id)
-            if r is not None:
-                f.transfer_s = (r["done_ns"] - r["send_ns"]) / 1e9
-                f.predicted_transfer_s = transfer_by_id[f.id]
-    pred_packets = sum(f["packets"] for f in frames_pred)
-    pred_bytes = sum(f["frame_bytes"] for f in frames_pred)
-    rows = [
-        Row("frames", len(frames_pred), sum(1 for f in frames if f.packets), ""),
-        Row("packets (data direction)", pred_packets, len(idx), ""),
-        Row("bytes on the wire (data direction, Ethernet frames)", pred_bytes, int(flen.sum()), "B"),
-        Row(
-            "payload bytes",
-            sum(f["payload"] for f in frames_pred),
-            int(pay.sum()) - t.app_header * len(frames_pred),
-            "B",
-        ),
-    ]
-    spans = [f for f in frames if f.capture_span_s and f.packets > 2]
-    if spans:
-        moved = sum(_span_bytes(f, t) for f in spans)
-        busy = sum(f.capture_span_s or 0 for f in spans)
-        model = sum(f.predicted_span_s or 0 for f in spans)  # packetization model at the shaped rate
-        if model > 0 and busy > 0:  # a frame the bucket sends whole has no modelled span to time
-            rows.append(Row("goodput while sending (capture)", moved * 8 / model, moved * 8 / busy, "bit/s"))
-    big = [f for f in frames if f.transfer_s is not None and f.payload >= 100_000]
-    if big:
-        rows.append(
-            Row(
-                "transfer time a frame, frames >= 100 kB (mean)",
-                sum(f.predicted_transfer_s or 0 for f in big) / len(big),
-                sum(f.transfer_s or 0 for f in big) / len(big),
-                "s",
-            )
-        )
-    hist_p = [0] * len(PLEN_LABELS)
-    for f in frames_pred:
-        for size, n in f["sizes"]:
-            hist_p[plen_bucket(size + 14)] += n
-    hist_m = [int(x) for x in plen_counts(flen)]
-    histogram = [
-        (PLEN_LABELS[i], hist_p[i], hist_m[i]) for i in range(len(PLEN_LABELS)) if hist_p[i] or hist_m[i]
-    ]
+        _app_transfers(frames, flow, app_results, bucket)
     notes = []
     if tab.truncated_at is not None:
         notes.append(f"analysed the {len(tab)} packets before the truncation at byte {tab.truncated_at}")
@@ -216,17 +60,131 @@ def compare(
         notes.append(f"{retrans} retransmitted segments (not counted as data)")
     return Comparison(
         str(pcap),
-        f"{proto} {dev} -> {edge}:{port}",
-        rows,
-        histogram,
+        f"{flow.proto} {flow.src_ip} -> {flow.dst_ip}:{flow.port}",
+        _rows(flow, frames, len(idx), flen, pay),
+        _histogram(flow.frames, flen),
         frames,
         n_back,
         retrans,
-        other,
+        len(tab) - n_data - n_back,
         notes,
         packets_analysed=len(tab),
         truncated_at=tab.truncated_at,
     )
+
+
+def _directions(tab: Columns, flow: FlowPrediction, pcap: str | Path) -> tuple[np.ndarray, int]:
+    """The data direction's mask (device -> edge:port) and how many packets go back; none forward is an
+    error naming the flows the capture does hold."""
+    is_p = tab.proto == _PROTO_NUM.get(flow.proto, -1)
+    dkey, ekey = np.bytes_(_key(flow.src_ip)), np.bytes_(_key(flow.dst_ip))
+    data_m = is_p & (tab.dport == flow.port) & (tab.src == dkey) & (tab.dst == ekey)
+    back_m = is_p & (tab.sport == flow.port) & (tab.src == ekey) & (tab.dst == dkey)
+    if not data_m.any():
+        flows = _flow_names(tab)
+        raise PktcharError(
+            f"{pcap}: no pktchar traffic in the capture (expected {flow.proto} {flow.src_ip} -> "
+            f"{flow.dst_ip}:{flow.port}; found "
+            f"{', '.join(flows[:3]) or 'no TCP/UDP flows'}{' ...' if len(flows) > 3 else ''})"
+        )
+    return data_m, int(back_m.sum())
+
+
+def _first_transmissions(tab: Columns, data_m: np.ndarray, proto: str) -> tuple[np.ndarray, int]:
+    """The data direction's carrying packets, each TCP sequence number's first segment only (the 32-bit
+    numbers unwrapped: a long flow wraps), and how many repeats (retransmissions) were left out."""
+    idx = np.flatnonzero(data_m & (tab.payload > 0))
+    if proto != "tcp" or not len(idx):
+        return idx, 0
+    step = np.diff(tab.seq[idx].astype(np.int64))
+    step = (step + (1 << 31)) % (1 << 32) - (1 << 31)
+    seq = np.concatenate([[0], np.cumsum(step)])
+    _, first = np.unique(seq, return_index=True)
+    return idx[np.sort(first)], len(idx) - len(first)
+
+
+def _app_transfers(
+    frames: list[FrameResult], flow: FlowPrediction, app_results: Sequence[FrameTiming], bucket: int
+) -> None:
+    """Each frame's application transfer time (send -> last byte at the edge) beside the prediction's own
+    (at the calibrated rate when there is one); older predictions carry none: the same tbf model, a full
+    bucket at each frame's start."""
+    cal = flow.calibrated_rate_bps
+
+    def predicted(fp: FramePrediction) -> float:
+        if cal and fp.transfer_s_calibrated is not None:
+            return fp.transfer_s_calibrated
+        return fp.transfer_s or shaping.transfer_time(
+            shaping.frame_lengths(fp.sizes), cal or flow.rate_bps, bucket
+        )
+
+    transfer_by_id = {fp.id: predicted(fp) for fp in flow.frames}
+    by_id = {r.id: r for r in app_results}
+    for f in frames:
+        r = by_id.get(f.id)
+        if r is not None:
+            f.transfer_s = r.transfer_s
+            f.predicted_transfer_s = transfer_by_id[f.id]
+
+
+def _rows(
+    flow: FlowPrediction, frames: list[FrameResult], packets: int, flen: np.ndarray, pay: np.ndarray
+) -> list[Measure]:
+    """The flow's figures, predicted against measured: frames, packets, wire and payload bytes, the goodput
+    while sending (frames of more than two packets) and the mean transfer time of frames of 100 kB or more."""
+    t, fps = flow.transport, flow.frames
+    rows = [
+        Measure("frames", len(fps), sum(1 for f in frames if f.packets), ""),
+        Measure("packets (data direction)", sum(f.packets for f in fps), packets, ""),
+        Measure(
+            "bytes on the wire (data direction, Ethernet frames)",
+            sum(f.frame_bytes for f in fps),
+            int(flen.sum()),
+            "B",
+        ),
+        Measure("payload bytes", sum(f.payload for f in fps), int(pay.sum()) - t.app_header * len(fps), "B"),
+    ]
+    return rows + _timing_rows(frames, t)
+
+
+def _timing_rows(frames: list[FrameResult], t: Transport) -> list[Measure]:
+    """The goodput while sending and the transfer time of big frames, where the capture can time them."""
+    return [m for m in (_goodput_row(frames, t), _transfer_row(frames)) if m is not None]
+
+
+def _goodput_row(frames: list[FrameResult], t: Transport) -> Measure | None:
+    """The goodput while sending: the bytes after each frame's first packet over the capture's spans (frames
+    of more than two packets), against the packetization model at the shaped rate."""
+    spans = [f for f in frames if f.capture_span_s and f.packets > 2]
+    moved = sum(_span_bytes(f, t) for f in spans)
+    busy = sum(f.capture_span_s or 0 for f in spans)
+    model = sum(f.predicted_span_s or 0 for f in spans)
+    if model > 0 and busy > 0:  # a frame the bucket sends whole has no modelled span to time
+        return Measure("goodput while sending (capture)", moved * 8 / model, moved * 8 / busy, "bit/s")
+    return None
+
+
+def _transfer_row(frames: list[FrameResult]) -> Measure | None:
+    """The mean transfer time of frames of 100 kB or more, when the application timed them."""
+    big = [f for f in frames if f.transfer_s is not None and f.payload >= 100_000]
+    if not big:
+        return None
+    return Measure(
+        "transfer time a frame, frames >= 100 kB (mean)",
+        sum(f.predicted_transfer_s or 0 for f in big) / len(big),
+        sum(f.transfer_s or 0 for f in big) / len(big),
+        "s",
+    )
+
+
+def _histogram(fps: Sequence[FramePrediction], flen: np.ndarray) -> list[tuple[str, int, int]]:
+    """Packets by tshark's plen bucket, predicted and measured (buckets with neither left out)."""
+    hist_p = [0] * len(PLEN_LABELS)
+    for f in fps:
+        for size, n in f.sizes:
+            hist_p[plen_bucket(size + 14)] += n
+    hist_m = [int(x) for x in plen_counts(flen)]
+    return [(PLEN_LABELS[i], hist_p[i], hist_m[i]) for i in range(len(PLEN_LABELS)) if hist_p[i] or hist_m[i]]
 
 
 _PROTO_NUM = {"tcp": TCP, "udp": UDP}
@@ -268,7 +226,7 @@ def _split_frames(
     ts: np.ndarray,
     flen: np.ndarray,
     pay: np.ndarray,
-    frames_pred: list[dict[str, Any]],
+    frames_pred: Sequence[FramePrediction],
     t: Transport,
     rate: float,
     bucket: int,
@@ -278,7 +236,7 @@ def _split_frames(
     the start of the next counts for the first. The modelled span of each frame is tbf's, with the bucket
     refilled only over the idle gap the capture shows before the frame (``shaping.sequence``): a frame
     that follows its predecessor within bucket x 8 / rate starts on part of a bucket."""
-    need = np.cumsum([fp["payload"] + t.app_header for fp in frames_pred], dtype=np.int64)
+    need = np.cumsum([fp.payload + t.app_header for fp in frames_pred], dtype=np.int64)
     got = np.cumsum(pay)
     ends = np.minimum(np.searchsorted(got, need, side="left") + 1, len(pay))  # one past each frame's last
     starts = np.concatenate([[0], ends[:-1]])
@@ -287,20 +245,20 @@ def _split_frames(
     for k in range(1, len(frames_pred)):
         a, prev = int(starts[k]), int(ends[k - 1]) - 1
         gaps.append(float(ts[a] - ts[prev]) if 0 <= prev < a < len(ts) else None)
-    model = shaping.sequence([shaping.frame_lengths(fp["sizes"]) for fp in frames_pred], rate, bucket, gaps)
+    model = shaping.sequence([shaping.frame_lengths(fp.sizes) for fp in frames_pred], rate, bucket, gaps)
     out = []
     for fp, a, b, m in zip(frames_pred, starts.tolist(), ends.tolist(), model, strict=True):
         count = max(0, b - a)
         span = float(ts[b - 1] - ts[a]) if count > 1 else None
-        pred_span = m.span if fp["packets"] > 1 else None
+        pred_span = m.span if fp.packets > 1 else None
         out.append(
             FrameResult(
-                fp["id"],
-                fp["payload"],
+                fp.id,
+                fp.payload,
                 count,
-                fp["packets"],
+                fp.packets,
                 int(cum_len[b] - cum_len[a]) if count else 0,
-                fp["frame_bytes"],
+                fp.frame_bytes,
                 span,
                 pred_span,
             )
@@ -308,7 +266,7 @@ def _split_frames(
     return out
 
 
-def _infer(tab: Columns) -> dict[str, Any]:
+def _infer(tab: Columns) -> FlowPrediction:
     """No prediction given: take the busiest TCP/UDP direction and analyse it as one frame stream."""
     m = (tab.proto > 0) & (tab.payload > 0)
     if not m.any():
@@ -324,26 +282,20 @@ def _infer(tab: Columns) -> dict[str, Any]:
     proto = _PROTO_NAME[int(k["p"])]
     mtu = int(tab.ip_len[rows].max())
     payload = int(tab.payload[rows].sum())
-    t = Transport(proto, mtu, app_header=0)
-    pk = packetize(payload, t)
+    pk = packetize(payload, Transport(proto, mtu, app_header=0))
     span = float(tab.ts[rows[-1]] - tab.ts[rows[0]])
-    return {
-        "kind": PREDICTION_KIND,
-        "proto": proto,
-        "port": int(k["dp"]),
-        "device_ip": addr_str(k["s"]),
-        "edge_ip": addr_str(k["d"]),
-        "mtu": mtu,
-        "app_header": 0,
-        "rate_bps": (int(tab.frame_len[rows[1:]].sum()) * 8 / span) if span > 0 else 1e9,
-        "frames": [
-            {
-                "id": 0,
-                "payload": payload,
-                "packets": pk.count,
-                "sizes": [list(s) for s in pk.sizes],
-                "frame_bytes": pk.frame_bytes,
-            }
-        ],
-        "inferred": True,
-    }
+    # no bucket and no transfer times: compare takes the testbed's bucket at this rate, as for an old prediction
+    frame = FramePrediction(0, payload, pk.count, pk.sizes, pk.ip_bytes, pk.frame_bytes, pk.wire_bytes, 0.0)
+    return FlowPrediction(
+        name="inferred",
+        proto=proto,
+        src_ip=addr_str(k["s"]),
+        dst_ip=addr_str(k["d"]),
+        port=int(k["dp"]),
+        mtu=mtu,
+        ip_version=4,
+        app_header=0,
+        rate_bps=(int(tab.frame_len[rows[1:]].sum()) * 8 / span) if span > 0 else 1e9,
+        bucket_bytes=0,
+        frames=(frame,),
+    )

@@ -29,19 +29,8 @@ from ..core.packets import Transport
 from ..core.phases import phase
 from .capture import default_folder, wait_line
 from .netns import Link, Topology
-from .scenario import (
-    Calibration,
-    FlowPrediction,
-    FrameTiming,
-    Outcome,
-    Prediction,
-    Progress,
-    Result,
-    endpoint_cmd,
-    predict_frames,
-    run,
-    wait_done,
-)
+from .runner import Progress, endpoint_cmd, predict_frames, run, wait_done
+from .schema import Calibration, FlowPrediction, FrameTiming, Measure, Outcome, Prediction, Result
 
 EDGE = "edge"
 MAX_DEVICES = 24  # each device is two Python processes (sender, receiver) on a 2-core machine
@@ -268,8 +257,7 @@ class FleetScenario:
         if any(t.is_alive() for t in threads):
             errors.append("the fleet did not finish in time")
         outcome.error = errors[0] if errors else None
-        outcome.extra["flows"] = {d: [f.to_dict() for f in fr] for d, fr in flows.items()}
-        outcome.extra["start_at_ns"] = start_at
+        outcome.details = FleetFlows(flows, start_at)
 
     def finish(self, topo: Topology) -> None:
         for r in self.recvs:
@@ -278,6 +266,21 @@ class FleetScenario:
 
 # ----------------------------------------------------------------------------------------------
 # measured against predicted
+
+
+@dataclass
+class FleetFlows:
+    """What the fleet's senders timed: each device's frames, and the CLOCK_MONOTONIC instant every sender
+    started its clock at (the result file's ``extra``)."""
+
+    flows: dict[str, list[FrameTiming]]
+    start_at_ns: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "flows": {d: [f.to_dict() for f in fr] for d, fr in self.flows.items()},
+            "start_at_ns": self.start_at_ns,
+        }
 
 
 @dataclass
@@ -304,6 +307,18 @@ class FleetRun:
     payload_offered_bps: float = 0.0
     notes: list[str] = field(default_factory=list)
 
+    def measures(self, k: int) -> list[Measure]:
+        """Device ``k``, measured against the model: goodput, latency (mean, p50, p99), lateness, wire bytes."""
+        p, m = self.predicted.devices[k], self.measured[k]
+        return [
+            Measure("goodput", p.goodput_bps, m.goodput_bps, "bit/s"),
+            Measure("latency, mean", p.latency_mean_s, m.latency_mean_s, "s"),
+            Measure("latency, p50", p.latency_p50_s, m.latency_p50_s, "s"),
+            Measure("latency, p99", p.latency_p99_s, m.latency_p99_s, "s"),
+            Measure("frames later than the budget", p.late_fraction, m.late_fraction),
+            Measure("wire bytes", m.wire_bytes_predicted, m.wire_bytes, "B"),
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         p = self.predicted
         return {
@@ -320,44 +335,54 @@ class FleetRun:
 
 
 def analyse(sc: FleetScenario, res: Result) -> FleetRun:
-    from .compare import compare
-
+    """Each device's frames (latency, lateness, goodput; wire bytes from the capture) against the model."""
     assert sc.model is not None
-    flows = res.extra.get("flows", {})
-    start = res.extra.get("start_at_ns", 0)
+    got = res.details if isinstance(res.details, FleetFlows) else FleetFlows({}, 0)
+    flows, start = got.flows, got.start_at_ns
     n = len(sc.devices)
-    measured = []
-    for k, (d, p) in enumerate(sc.devices):
-        fr = [FrameTiming.from_dict(x) for x in flows.get(d, [])]
-        fp = res.prediction.flow(d)
-        wire = None
-        if fr and res.capture is not None and not sc.cfg.to:  # real hosts: one address, flows not apart
-            pred = fp.compare_input()
-            pred["frames"] = pred["frames"][: len(fr)]
-            try:
-                c = compare(res.artifacts.pcap, pred, [f.to_dict() for f in fr])
-                wire = int(c.row("bytes on the wire (data direction, Ethernet frames)").measured)
-            except PktcharError as e:
-                res.notes.append(f"{d}: compare failed: {e}")
-        offset = int(k / n / p.spec.fps * 1e9) if sc.cfg.stagger else 0
-        budget = sc.cfg.latency if sc.cfg.latency is not None else 1 / p.spec.fps
-        k0 = len(fr) // 3
-        lat = [f.transfer_s for f in fr][k0:]
-        late = [(f.done_ns - (start + offset + f.id * 1e9 / p.spec.fps)) / 1e9 > budget for f in fr][k0:]
-        gp = (p.sizes[0] * 8 * (len(fr) - 1) / ((fr[-1].done_ns - fr[0].done_ns) / 1e9)
-              if len(fr) > 1 and fr[-1].done_ns > fr[0].done_ns else None)  # fmt: skip
-        measured.append(DeviceMeasured(
-            device=d, frames=len(fr), goodput_bps=gp,
-            latency_mean_s=sum(lat) / len(lat) if lat else None,
-            latency_p50_s=percentile(lat, 50) if lat else None, latency_p99_s=percentile(lat, 99) if lat else None,
-            late_fraction=sum(late) / len(late) if late else None, wire_bytes=wire,
-            wire_bytes_predicted=sum(f.frame_bytes for f in fp.frames[: len(fr)]),
-        ))  # fmt: skip
+    measured = [_device(sc, res, k, flows.get(d, []), start) for k, (d, _) in enumerate(sc.devices)]
     gps = [m.goodput_bps for m in measured if m.goodput_bps is not None]
     offered = sum(p.sizes[0] * 8 * p.spec.fps for _, p in sc.devices)
-    done = [[x["done_ns"] / 1e9 for x in flows.get(d, [])] for d, _ in sc.devices]
+    done = [[x.done_ns / 1e9 for x in flows.get(d, [])] for d, _ in sc.devices]
     agg = aggregate_goodput(done, [p.sizes[0] for _, p in sc.devices])  # as the model counts it
     return FleetRun(n, sc.model, measured, res, agg, jain(gps) if gps else None, offered)
+
+
+def _wire_bytes(sc: FleetScenario, res: Result, d: str, fr: list[FrameTiming]) -> int | None:
+    """Device ``d``'s Ethernet bytes in the capture for the frames it sent (None between real hosts, where
+    every device has the one address and the flows are not apart, or without a capture)."""
+    from .compare import compare
+
+    if not fr or res.capture is None or sc.cfg.to:
+        return None
+    try:
+        c = compare(res.artifacts.pcap, res.prediction.flow(d).first(len(fr)), fr)
+    except PktcharError as e:
+        res.notes.append(f"{d}: compare failed: {e}")
+        return None
+    return int(c.row("bytes on the wire (data direction, Ethernet frames)").measured)
+
+
+def _device(sc: FleetScenario, res: Result, k: int, fr: list[FrameTiming], start: int) -> DeviceMeasured:
+    """Device ``k``'s frames from the second third on (past the start-up): latency, the share later than
+    its budget after its scheduled instant, and its goodput over the whole run."""
+    d, p = sc.devices[k]
+    fp = res.prediction.flow(d)
+    wire = _wire_bytes(sc, res, d, fr)
+    offset = int(k / len(sc.devices) / p.spec.fps * 1e9) if sc.cfg.stagger else 0
+    budget = sc.cfg.latency if sc.cfg.latency is not None else 1 / p.spec.fps
+    k0 = len(fr) // 3
+    lat = [f.transfer_s for f in fr][k0:]
+    late = [(f.done_ns - (start + offset + f.id * 1e9 / p.spec.fps)) / 1e9 > budget for f in fr][k0:]
+    gp = (p.sizes[0] * 8 * (len(fr) - 1) / ((fr[-1].done_ns - fr[0].done_ns) / 1e9)
+          if len(fr) > 1 and fr[-1].done_ns > fr[0].done_ns else None)  # fmt: skip
+    return DeviceMeasured(
+        device=d, frames=len(fr), goodput_bps=gp,
+        latency_mean_s=sum(lat) / len(lat) if lat else None,
+        latency_p50_s=percentile(lat, 50) if lat else None, latency_p99_s=percentile(lat, 99) if lat else None,
+        late_fraction=sum(late) / len(late) if late else None, wire_bytes=wire,
+        wire_bytes_predicted=sum(f.frame_bytes for f in fp.frames[: len(fr)]),
+    )  # fmt: skip
 
 
 def prepare(cfg: FleetConfig) -> list[Prepared]:
@@ -393,8 +418,8 @@ def fleet(
     pcap = Path(cfg.pcap) if cfg.pcap else default_folder() / f"fleet-{cfg.devices}.pcap"
     hosts = None
     if cfg.to:
+        from .hosts import Hosts, check_serving
         from .replay import parse_hostport
-        from .scenario import Hosts, check_serving
 
         host, port = parse_hostport(cfg.to)
         check_serving(host, port)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -318,106 +319,150 @@ def _walk_pcap(p: Path, buf: np.ndarray, size: int) -> _Records:
 def _truncation(at: int | None, why: str, n: int) -> str:
     if at is None:
         return ""
-    return f"truncated at byte {at}: {why} ({n} packets before it; `compare --partial` analyses them)"
+    return f"truncated at byte {at}: {why} ({n} packets before it; `partial` analyses them)"
 
 
 def _walk_pcapng(p: Path, buf: np.ndarray, size: int) -> _Records:
     """Section header, interface description, enhanced and obsolete packet blocks; others skipped."""
-    mv = memoryview(buf)
-    endian = "<"
-    u32 = struct.Struct("<I").unpack_from
-    ifaces: list[tuple[int, int]] = []  # (link type, units per second) per interface of the section
-    all_ifaces: list[tuple[int, int]] = []  # every section's interfaces, in file order
-    offs = array("q")  # where each packet block (enhanced 6 or obsolete 2: same layout) starts
-    ifs = array("q")  # its interface, as an index into all_ifaces
-    base = 0  # index in all_ifaces of this section's interface 0
-    off, n = 0, 0
-    truncated_at, why = None, ""
-    while off < size:
-        if off + 12 > size:
-            truncated_at, why = off, f"block header cut after {size - off} of 12 bytes"
-            break
-        btype = u32(mv, off)[0]
-        if btype == PCAPNG_SHB:
-            bom = struct.unpack_from("<I", mv, off + 8)[0]
-            if bom == PCAPNG_BOM:
-                new = "<"
-            elif bom == 0x4D3C2B1A:
-                new = ">"
-            else:
-                raise PcapError(f"{p}: malformed pcapng: bad byte-order magic {bom:#x} at byte {off + 8}")
-            if n and new != endian:
-                raise PcapError(f"{p}: pcapng sections of both byte orders are not supported")
-            endian = new
-            u32 = struct.Struct(endian + "I").unpack_from
-            base = len(all_ifaces)
-            ifaces = []
-        blen = u32(mv, off + 4)[0]
-        if blen < 12 or blen % 4:
-            raise PcapError(f"{p}: malformed pcapng: block at byte {off} claims a length of {blen} bytes")
-        if off + blen > size:
-            truncated_at = off
-            what = f"packet {n + 1}'s block" if btype in (2, 6) else f"block of type {btype}"
-            why = f"{what} has {size - off} of {blen} bytes"
-            break
-        if btype == 1:  # interface description: link type, options (if_tsresol)
-            lt = struct.unpack_from(endian + "H", mv, off + 8)[0]
-            ups = 10**6
-            o, end = off + 16, off + blen - 4
-            while o + 4 <= end:
-                code, olen = struct.unpack_from(endian + "HH", mv, o)
-                if code == 0:
-                    break
-                if code == 9 and olen >= 1:
-                    v = int(buf[o + 4])
-                    ups = 2 ** (v & 0x7F) if v & 0x80 else 10**v
-                o += 4 + ((olen + 3) & ~3)
-            ifaces.append((lt, ups))
-            all_ifaces.append((lt, ups))
-        elif btype == 6 or btype == 2:
-            iface = u32(mv, off + 8)[0] if btype == 6 else struct.unpack_from(endian + "H", mv, off + 8)[0]
-            if iface >= len(ifaces):
+    return _PcapNg(p, buf, size).walk()
+
+
+class _PcapNg:
+    """One walk over a pcapng file: each block is handed to the handler of its type in :attr:`blocktypes`
+    (as scapy's ``RawPcapNgReader.blocktypes``); a type without one is skipped. Packet blocks only note
+    where they start: their fields are read for every packet at once, with numpy, in :meth:`records`."""
+
+    def __init__(self, p: Path, buf: np.ndarray, size: int) -> None:
+        self.p, self.buf, self.size, self.mv = p, buf, size, memoryview(buf)
+        self.endian = "<"
+        self.u32 = struct.Struct("<I").unpack_from
+        self.ifaces: list[tuple[int, int]] = []  # (link type, units per second) per interface of the section
+        self.all_ifaces: list[tuple[int, int]] = []  # every section's interfaces, in file order
+        self.offs = array("q")  # where each packet block (enhanced 6 or obsolete 2: same layout) starts
+        self.ifs = array("q")  # its interface, as an index into all_ifaces
+        self.base = 0  # index in all_ifaces of this section's interface 0
+        self.n = 0
+        self.truncated_at: int | None = None
+        self.why = ""
+
+    def walk(self) -> _Records:
+        mv, size, handlers = self.mv, self.size, self.blocktypes
+        off = 0
+        while off < size:  # the one per-packet loop: keep it lean
+            if off + 12 > size:
+                self.truncated_at, self.why = off, f"block header cut after {size - off} of 12 bytes"
+                break
+            btype = self.u32(mv, off)[0]
+            if btype == PCAPNG_SHB:  # before its length: the section's byte order is read from it
+                self.section(off)
+            blen = self.u32(mv, off + 4)[0]
+            if blen < 12 or blen % 4:
                 raise PcapError(
-                    f"{p}: malformed pcapng: packet {n + 1} names interface {iface} of {len(ifaces)}"
+                    f"{self.p}: malformed pcapng: block at byte {off} claims a length of {blen} bytes"
                 )
-            offs.append(off)
-            ifs.append(base + iface)
-            n += 1
-        elif btype == 3:
-            raise PcapError(f"{p}: pcapng simple packet blocks (no timestamps) are not supported")
-        off += blen
-    starts = np.frombuffer(offs, np.int64) if n else np.zeros(0, np.int64)
-    ifidx = np.frombuffer(ifs, np.int64) if n else np.zeros(0, np.int64)
-    w = _gather(buf, starts + 4, 24).view(endian + "u4")  # block length, iface, ts high, ts low, cap, orig
-    blen_a = w[:, 0].astype(np.int64)
-    hi, lo = w[:, 2].astype(np.uint64), w[:, 3].astype(np.uint64)
-    cap, orig = w[:, 4].astype(np.int64), w[:, 5].astype(np.int64)
-    lt_of = np.array([lt for lt, _ in all_ifaces] or [0], np.int64)
-    ups_of = np.array([u for _, u in all_ifaces] or [1], np.uint64)
-    linktype = lt_of[ifidx]
-    for lt in np.unique(linktype):
-        if int(lt) not in LINKTYPES:
-            raise _linktype_error(p, int(lt))
-    ups = ups_of[ifidx]
-    t64 = (hi << np.uint64(32)) | lo
-    ts = (t64 // ups).astype(np.float64) + (t64 % ups).astype(np.float64) / ups.astype(np.float64)
-    bad = np.flatnonzero((cap > orig) | (cap > blen_a - 32) | (cap > MAX_SNAPLEN))
-    if len(bad):
-        i = int(bad[0])
-        raise PcapError(
-            f"{p}: malformed pcapng: packet {i + 1} claims {cap[i]} captured bytes of {orig[i]} "
-            f"in a block of {blen_a[i]}"
+            if off + blen > size:
+                what = f"packet {self.n + 1}'s block" if btype in (2, 6) else f"block of type {btype}"
+                self.truncated_at, self.why = off, f"{what} has {size - off} of {blen} bytes"
+                break
+            handler = handlers.get(btype)
+            if handler is not None:
+                handler(self, off, blen)
+            off += blen
+        return self.records()
+
+    def section(self, off: int) -> None:
+        """A section header: its byte order; its interfaces are numbered from 0 again."""
+        bom = struct.unpack_from("<I", self.mv, off + 8)[0]
+        if bom == PCAPNG_BOM:
+            new = "<"
+        elif bom == 0x4D3C2B1A:
+            new = ">"
+        else:
+            raise PcapError(f"{self.p}: malformed pcapng: bad byte-order magic {bom:#x} at byte {off + 8}")
+        if self.n and new != self.endian:
+            raise PcapError(f"{self.p}: pcapng sections of both byte orders are not supported")
+        self.endian = new
+        self.u32 = struct.Struct(new + "I").unpack_from
+        self.base = len(self.all_ifaces)
+        self.ifaces = []
+
+    def interface(self, off: int, blen: int) -> None:
+        """An interface description: its link type and timestamp units (option 9, ``if_tsresol``)."""
+        lt = struct.unpack_from(self.endian + "H", self.mv, off + 8)[0]
+        ups = 10**6
+        o, end = off + 16, off + blen - 4
+        while o + 4 <= end:
+            code, olen = struct.unpack_from(self.endian + "HH", self.mv, o)
+            if code == 0:
+                break
+            if code == 9 and olen >= 1:
+                v = int(self.buf[o + 4])
+                ups = 2 ** (v & 0x7F) if v & 0x80 else 10**v
+            o += 4 + ((olen + 3) & ~3)
+        self.ifaces.append((lt, ups))
+        self.all_ifaces.append((lt, ups))
+
+    def enhanced(self, off: int, blen: int) -> None:
+        self.packet(off, self.u32(self.mv, off + 8)[0])
+
+    def obsolete(self, off: int, blen: int) -> None:
+        """The obsolete packet block: a 16-bit interface (and drop count), else the enhanced block's layout."""
+        self.packet(off, struct.unpack_from(self.endian + "H", self.mv, off + 8)[0])
+
+    def packet(self, off: int, iface: int) -> None:
+        if iface >= len(self.ifaces):
+            raise PcapError(
+                f"{self.p}: malformed pcapng: packet {self.n + 1} names interface {iface} of {len(self.ifaces)}"
+            )
+        self.offs.append(off)
+        self.ifs.append(self.base + iface)
+        self.n += 1
+
+    def simple(self, off: int, blen: int) -> None:
+        raise PcapError(f"{self.p}: pcapng simple packet blocks (no timestamps) are not supported")
+
+    blocktypes: dict[int, Callable[[_PcapNg, int, int], None]] = {
+        1: interface,
+        2: obsolete,
+        3: simple,
+        6: enhanced,
+    }
+
+    def records(self) -> _Records:
+        """Every packet block's fields at once: length, interface, timestamp, captured and original length."""
+        p, n = self.p, self.n
+        starts = np.frombuffer(self.offs, np.int64) if n else np.zeros(0, np.int64)
+        ifidx = np.frombuffer(self.ifs, np.int64) if n else np.zeros(0, np.int64)
+        w = _gather(self.buf, starts + 4, 24).view(self.endian + "u4")  # length, iface, ts hi/lo, cap, orig
+        blen_a = w[:, 0].astype(np.int64)
+        hi, lo = w[:, 2].astype(np.uint64), w[:, 3].astype(np.uint64)
+        cap, orig = w[:, 4].astype(np.int64), w[:, 5].astype(np.int64)
+        lt_of = np.array([lt for lt, _ in self.all_ifaces] or [0], np.int64)
+        ups_of = np.array([u for _, u in self.all_ifaces] or [1], np.uint64)
+        linktype = lt_of[ifidx]
+        for lt in np.unique(linktype):
+            if int(lt) not in LINKTYPES:
+                raise _linktype_error(p, int(lt))
+        ups = ups_of[ifidx]
+        t64 = (hi << np.uint64(32)) | lo
+        ts = (t64 // ups).astype(np.float64) + (t64 % ups).astype(np.float64) / ups.astype(np.float64)
+        bad = np.flatnonzero((cap > orig) | (cap > blen_a - 32) | (cap > MAX_SNAPLEN))
+        if len(bad):
+            i = int(bad[0])
+            raise PcapError(
+                f"{p}: malformed pcapng: packet {i + 1} claims {cap[i]} captured bytes of {orig[i]} "
+                f"in a block of {blen_a[i]}"
+            )
+        return _Records(
+            "pcapng",
+            starts + 28,
+            cap,
+            orig,
+            ts,
+            linktype.astype(np.uint16),
+            self.truncated_at,
+            _truncation(self.truncated_at, self.why, n),
         )
-    return _Records(
-        "pcapng",
-        starts + 28,
-        cap,
-        orig,
-        ts,
-        linktype.astype(np.uint16),
-        truncated_at,
-        _truncation(truncated_at, why, n),
-    )
 
 
 def _be16(a: np.ndarray, col: int) -> np.ndarray:

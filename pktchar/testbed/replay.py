@@ -1,5 +1,5 @@
 """Replay: a split's real coded payloads sent as frames from a device to an edge over a shaped link,
-each answered, captured and compared with the prediction. One :class:`~pktchar.testbed.scenario.Scenario`
+each answered, captured and compared with the prediction. One :class:`~pktchar.testbed.runner.Scenario`
 of the scenario core (which owns the topology, calibration, capture, files and compare).
 
     payloads (real coded activations, a real forward pass) ─► scenario core ─► Result
@@ -19,20 +19,15 @@ from ..core.packets import Transport
 from ..model.codec import Coding, Measured, encode, quantize
 from .capture import default_folder, wait_line
 from .netns import Link, Topology, require_root
-from .scenario import (
+from .runner import Progress, endpoint_cmd, predict_frames, read_frames, run, wait_done
+from .schema import (
     AppTiming,
     Calibration,
     FlowPrediction,
     FrameTiming,
     Outcome,
     Prediction,
-    Progress,
     Result,
-    endpoint_cmd,
-    predict_frames,
-    read_frames,
-    run,
-    wait_done,
 )
 
 DEVICE, EDGE = "dev", "edge"
@@ -141,11 +136,11 @@ class Replay:
 
     def __init__(self, cfg: ReplayConfig, measured: Measured | None = None) -> None:
         if cfg.frames < 1:
-            raise PktcharError(f"--frames must be at least 1, got {cfg.frames}")
+            raise PktcharError(f"`frames` must be at least 1, got {cfg.frames}")
         if not 1 <= cfg.port <= 65534 or cfg.port == 5200:
-            raise PktcharError(f"--port must be 1..65534 and not 5200 (the calibration port), got {cfg.port}")
+            raise PktcharError(f"`port` must be 1..65534 and not 5200 (the calibration port), got {cfg.port}")
         if cfg.fps is not None and cfg.fps <= 0:
-            raise PktcharError(f"--fps must be positive, got {cfg.fps:g}")
+            raise PktcharError(f"`fps` must be positive, got {cfg.fps:g}")
         self.link = Link(
             cfg.link, cfg.downlink, cfg.mtu, cfg.delay, cfg.loss
         )  # the one place links are checked
@@ -181,7 +176,7 @@ class Replay:
         if max(self.sizes) > MAX_FRAME:
             raise PktcharError(
                 f"a {max(self.sizes):,} B frame is more than a replay sends ({MAX_FRAME:,} B): choose a later "
-                "split, a smaller --res, --compression or --dtype int8"
+                "split, a smaller `res`, `compression` or `dtype` int8"
             )
         self.split_name = prof.split(cfg.split).after
         return source
@@ -289,12 +284,13 @@ def replay(cfg: ReplayConfig, measured: Measured | None = None, progress: Progre
 def parse_hostport(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise PktcharError(f"--to wants HOST:PORT, e.g. 192.0.2.10:5201, got {text!r}")
+        raise PktcharError(f"`to` wants HOST:PORT, e.g. 192.0.2.10:5201, got {text!r}")
     return host.strip("[]"), int(port)
 
 
 def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress | None) -> Result:
-    from .scenario import Hosts, Interrupted, check_serving
+    from .hosts import Hosts, check_serving
+    from .runner import Interrupted
 
     host, port = parse_hostport(cfg.to or "")
     cfg.port = port
@@ -304,7 +300,7 @@ def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress 
     if cfg.capture_iface:
         require_root()
         if not Path(f"/sys/class/net/{cfg.capture_iface}").exists():
-            raise PktcharError(f"--capture-iface {cfg.capture_iface}: no such interface on this host")
+            raise PktcharError(f"`capture_iface` {cfg.capture_iface}: no such interface on this host")
     check_serving(host, port)
     hosts = Hosts(host, port, cfg.capture_iface, sc.link)
     pcap = Path(cfg.pcap) if cfg.pcap else sc.default_pcap()

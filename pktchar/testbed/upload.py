@@ -32,17 +32,16 @@ from ..core.phases import phase
 from .capture import default_folder, wait_line
 from .cgroup import CpuLimit, available, check_fraction
 from .netns import Link, Topology, require_root
-from .scenario import (
+from .runner import Progress, predict_frames, run, wait_done
+from .schema import (
     Calibration,
+    Events,
     FlowPrediction,
     FrameTiming,
+    Measure,
     Outcome,
     Prediction,
-    Progress,
     Result,
-    predict_frames,
-    run,
-    wait_done,
 )
 
 DEVICE, EDGE = "dev", "edge"
@@ -288,12 +287,27 @@ class UploadScenario:
 
         reader = threading.Thread(target=read_edge, daemon=True)
         reader.start()
-        total = len(self.plan.ranges)
-        assert dev.stdout is not None
-        wire = sum(self.plan.sizes) * 8 / self.link.uplink
-        budget = 300 + wire * 4
+        self._read_device(dev, outcome, progress)
+        wait_done(dev, 30)
+        if outcome.error is None and dev.returncode not in (0, None):
+            outcome.error = f"device exited {dev.returncode}: {_last_line(dev)}"
+        wait_done(self.edge_proc, 30)
+        reader.join(timeout=10)
+        self.events += edge_lines
+        self._edge_error(edge_lines, outcome)
+        parts = [e for e in edge_lines if e.get("event") == "partition"]
+        outcome.frames = [
+            FrameTiming(e["id"], e["len"], e["send_ns"], e["first_ns"], e["done_ns"]) for e in parts
+        ]
+        outcome.details = Events(self.events)
+
+    def _read_device(self, dev: subprocess.Popen[str], outcome: Outcome, progress: Progress | None) -> None:
+        """The device's events, until it ends, says an error, or the budget (300 s + 4 x the wire time) ends."""
         import time
 
+        total = len(self.plan.ranges)
+        assert dev.stdout is not None
+        budget = 300 + sum(self.plan.sizes) * 8 / self.link.uplink * 4
         deadline = time.monotonic() + budget
         for line in dev.stdout:
             if not line.startswith("{"):
@@ -309,32 +323,27 @@ class UploadScenario:
             if time.monotonic() > deadline:
                 outcome.error = f"the upload did not finish within {budget:.0f} s"
                 break
-        wait_done(dev, 30)
-        if outcome.error is None and dev.returncode not in (0, None):
-            err = dev.stderr.read() if dev.stderr else ""
-            outcome.error = f"device exited {dev.returncode}: {(err.strip().splitlines() or [''])[-1]}"
-        wait_done(self.edge_proc, 30)
-        reader.join(timeout=10)
-        self.events += edge_lines
+
+    def _edge_error(self, edge_lines: list[dict[str, Any]], outcome: Outcome) -> None:
+        """The edge's error line or exit status, unless an error is said already."""
         for e in edge_lines:
             if "error" in e and outcome.error is None:
                 outcome.error = f"edge: {e['error']}"
+        assert self.edge_proc is not None
         if self.edge_proc.returncode not in (0, None) and outcome.error is None:
-            err = self.edge_proc.stderr.read() if self.edge_proc.stderr else ""
-            outcome.error = (
-                f"edge exited {self.edge_proc.returncode}: {(err.strip().splitlines() or [''])[-1]}"
-            )
-        parts = [e for e in edge_lines if e.get("event") == "partition"]
-        outcome.frames = [
-            FrameTiming(e["id"], e["len"], e["send_ns"], e["first_ns"], e["done_ns"]) for e in parts
-        ]
-        outcome.extra["events"] = self.events
+            outcome.error = f"edge exited {self.edge_proc.returncode}: {_last_line(self.edge_proc)}"
 
     def finish(self, topo: Topology) -> None:
         if self.edge_proc is not None and self.edge_proc.poll() is None:
             self.edge_proc.terminate()
         if self.limit is not None:
             self.limit.close()
+
+
+def _last_line(proc: subprocess.Popen[str]) -> str:
+    """The last line a process wrote to stderr (empty if none)."""
+    err = proc.stderr.read() if proc.stderr else ""
+    return (err.strip().splitlines() or [""])[-1]
 
 
 def upload_expectation(plan: Plan, rate: float) -> str:
@@ -366,9 +375,22 @@ class ModeResult:
     result: Result
 
     def error(self, measured: float | None, predicted: float | None) -> float | None:
-        if measured is None or not predicted:
-            return None
-        return measured / predicted - 1
+        """measured / predicted - 1 (None when either is missing or the prediction is 0)."""
+        return Measure("", predicted, measured).error if predicted else None
+
+    def measures(self) -> list[Measure]:
+        """The upload time against each expectation, and the upload's wire bytes, measured against predicted."""
+        return [
+            Measure("upload time against the pure wire time", self.wire_s, self.upload_s, "s"),
+            Measure("upload time against the exact wire time", self.exact_s, self.upload_s, "s"),
+            Measure("upload time against the exact time at the calibrated rate", self.exact_calibrated_s,
+                    self.upload_s, "s"),
+            Measure("upload time against the exact time with the queries", self.exact_with_queries_s,
+                    self.upload_s, "s"),
+            Measure("upload time against the exact time with the builds", self.exact_with_builds_s,
+                    self.upload_s, "s"),
+            Measure("upload wire bytes", self.wire_bytes_predicted, self.wire_bytes_measured, "B"),
+        ]  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "result"}
@@ -380,38 +402,23 @@ class ModeResult:
 
 def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
     """Upload time, builds, stalls and queries of one mode, from its events and its capture."""
-    ev = res.extra.get("events", [])
+    ev = Events.of(res)
     flow = res.prediction.flow("upload")
-    t = flow.transport
     frame_bytes = sum(f.frame_bytes for f in flow.frames)
     credit = min(frame_bytes, flow.bucket_bytes)  # the bucket is full when the upload starts
     exact = (frame_bytes - credit) * 8 / rate
     cal = flow.calibrated_rate_bps
-    start = next((e["t_ns"] for e in ev if e.get("event") == "start"), None)
-    sent = sorted((e for e in ev if e.get("event") == "sent"), key=lambda e: e["id"])
-    parts = sorted((e for e in ev if e.get("event") == "partition"), key=lambda e: e["id"])
+    start, sent, parts, done_ns = _timeline(ev, len(plan.ranges))
     complete = len(parts) == len(plan.ranges)
     upload_s = (parts[-1]["done_ns"] - sent[0]["send_ns"]) / 1e9 if complete and sent else None
-    builds = [
-        {"ids": e["ids"], "start_s": (e["start_ns"] - start) / 1e9 if start else None,
-         "seconds": (e["end_ns"] - e["start_ns"]) / 1e9, "thread": e.get("thread")}
-        for e in ev if e.get("event") == "build"
-    ]  # fmt: skip
-    built = [e for e in ev if e.get("event") == "built"]
-    done_ns = built[-1]["t_ns"] if built and built[-1]["upto"] == len(plan.ranges) else None
+    builds = _builds(ev, start)
     all_built = (done_ns - start) / 1e9 if done_ns and start else None
-    queries = []
-    for e in ev:
-        if e.get("event") == "query" and e.get("side") == "device":
-            queries.append({"id": e["id"], "start_s": (e["start_ns"] - start) / 1e9 if start else None,
-                            "seconds": (e["end_ns"] - e["start_ns"]) / 1e9, "plan": e["plan"],
-                            "offloaded_partitions": e["plan"], "of": len(plan.ranges),
-                            "offloaded_units": plan.ranges[e["plan"] - 1][1] if e["plan"] else 0,
-                            "up_bytes": e["up_bytes"], "down_bytes": e["down_bytes"],
-                            "edge_s": e["edge_ns"] / 1e9, "top1": e["top1"],
-                            "during_upload": done_ns is None or e["start_ns"] < done_ns})  # fmt: skip
+    queries = [
+        _query(e, plan, start, done_ns) for e in ev if e.get("event") == "query" and e.get("side") == "device"
+    ]
     q_bytes, measured_bytes = _capture_bytes(res, parts, sent) if complete and sent else (0, None)
     with_q = (frame_bytes + q_bytes - credit) * 8 / rate
+    sequential = res.config.get("mode") == "sequential"
     return ModeResult(
         mode=res.config.get("mode", "?"),
         upload_s=upload_s,
@@ -420,9 +427,7 @@ def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
         exact_calibrated_s=(frame_bytes - credit) * 8 / cal if cal else None,
         query_up_bytes_during=q_bytes,
         exact_with_queries_s=with_q,
-        exact_with_builds_s=with_q + sum(b["seconds"] for b in builds[:-1])
-        if res.config.get("mode") == "sequential"
-        else None,
+        exact_with_builds_s=with_q + sum(b["seconds"] for b in builds[:-1]) if sequential else None,
         build_total_s=sum(b["seconds"] for b in builds),
         builds=builds,
         stall_s=(upload_s - with_q) if upload_s is not None else None,
@@ -432,7 +437,39 @@ def analyse(plan: Plan, res: Result, rate: float) -> ModeResult:
         wire_bytes_predicted=frame_bytes,
         result=res,
     )
-    del t
+
+
+def _timeline(
+    ev: list[dict[str, Any]], partitions: int
+) -> tuple[int | None, list[dict[str, Any]], list[dict[str, Any]], int | None]:
+    """The run's start, the partitions sent (device) and received (edge) in order, and when the device
+    heard the last of ``partitions`` built (None if it did not)."""
+    start = next((e["t_ns"] for e in ev if e.get("event") == "start"), None)
+    sent = sorted((e for e in ev if e.get("event") == "sent"), key=lambda e: e["id"])
+    parts = sorted((e for e in ev if e.get("event") == "partition"), key=lambda e: e["id"])
+    built = [e for e in ev if e.get("event") == "built"]
+    done_ns = built[-1]["t_ns"] if built and built[-1]["upto"] == partitions else None
+    return start, sent, parts, done_ns
+
+
+def _builds(ev: list[dict[str, Any]], start: int | None) -> list[dict[str, Any]]:
+    """The edge's builds: which partitions, when from the start, how long, on which thread."""
+    return [
+        {"ids": e["ids"], "start_s": (e["start_ns"] - start) / 1e9 if start else None,
+         "seconds": (e["end_ns"] - e["start_ns"]) / 1e9, "thread": e.get("thread")}
+        for e in ev if e.get("event") == "build"
+    ]  # fmt: skip
+
+
+def _query(e: dict[str, Any], plan: Plan, start: int | None, done_ns: int | None) -> dict[str, Any]:
+    """One of the device's queries: when, how long, with how much of the model on the edge, its bytes."""
+    return {"id": e["id"], "start_s": (e["start_ns"] - start) / 1e9 if start else None,
+            "seconds": (e["end_ns"] - e["start_ns"]) / 1e9, "plan": e["plan"],
+            "offloaded_partitions": e["plan"], "of": len(plan.ranges),
+            "offloaded_units": plan.ranges[e["plan"] - 1][1] if e["plan"] else 0,
+            "up_bytes": e["up_bytes"], "down_bytes": e["down_bytes"],
+            "edge_s": e["edge_ns"] / 1e9, "top1": e["top1"],
+            "during_upload": done_ns is None or e["start_ns"] < done_ns}  # fmt: skip
 
 
 def _capture_bytes(
@@ -481,18 +518,18 @@ class UploadReport:
 def check(cfg: UploadConfig) -> None:
     """Every argument, before anything is built."""
     if cfg.create not in (*MODES, "both"):
-        raise PktcharError(f"--create must be sequential, parallel or both, got {cfg.create!r}")
+        raise PktcharError(f"`create` must be sequential, parallel or both, got {cfg.create!r}")
     if cfg.queries_after < 0:
-        raise PktcharError(f"--queries-after must be 0 or more, got {cfg.queries_after}")
+        raise PktcharError(f"`queries_after` must be 0 or more, got {cfg.queries_after}")
     if cfg.device_cpu is not None:
         check_fraction(cfg.device_cpu)
         if available() is None:
-            raise PktcharError("--device-cpu needs a cgroup CPU controller (v2 cpu.max or v1 cpu.cfs_quota_us); "
+            raise PktcharError("`device_cpu` needs a cgroup CPU controller (v2 cpu.max or v1 cpu.cfs_quota_us); "
                                "this machine has neither")  # fmt: skip
     Link(cfg.link)
     p = cfg.partitions.strip()
     if not p:
-        raise PktcharError("--partitions: give auto, a number, or layer names")
+        raise PktcharError("`partitions`: give auto, a number, or layer names")
 
 
 def upload(cfg: UploadConfig, progress: Progress | None = None) -> UploadReport:
