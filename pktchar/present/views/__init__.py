@@ -8,7 +8,17 @@ for each target."""
 from __future__ import annotations
 
 from .base import Output
-from .fleet import fleet_devices_table, fleet_lines, fleet_output, fleet_qos, sweep_lines, sweep_table
+from .fleet import (
+    fleet_devices_table,
+    fleet_lines,
+    fleet_output,
+    fleet_qos,
+    group_demands,
+    sweep_lines,
+    sweep_points,
+    sweep_summary_lines,
+    sweep_table,
+)
 from .flow import (
     REQ_COLUMNS,
     carrier_text,
@@ -128,7 +138,10 @@ __all__ = [
     "run_tables",
     "splits_table",
     "summary_lines",
+    "group_demands",
     "sweep_lines",
+    "sweep_points",
+    "sweep_summary_lines",
     "sweep_table",
     "train_lines",
     "train_output",

@@ -48,3 +48,20 @@ def _err(measured: float | None, predicted: float | None, digits: int = 1) -> st
     if measured is None or not predicted:
         return ""
     return f"{measured / predicted - 1:+.{digits}%}"
+
+
+def rel(measured: float | None, predicted: float | None) -> float | None:
+    """Measured against predicted as a fraction (a ``ratio`` column), None when either is missing."""
+    if measured is None or not predicted:
+        return None
+    return measured / predicted - 1
+
+
+def ms(x: float | None) -> float | None:
+    """Seconds as milliseconds (an ``ms`` column), None kept."""
+    return None if x is None else x * 1000
+
+
+def mbit(x: float | None) -> float | None:
+    """bit/s as Mbit/s (a ``float`` column titled in Mbit/s), None kept."""
+    return None if x is None else x / 1e6

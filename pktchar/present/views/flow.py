@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from ...model.profiler import Profile, Split
 
 
-REQ_COLUMNS = (Column("quantity", "quantity"), Column("value", "value"))
+REQ_COLUMNS = (Column("quantity", "quantity", "text"), Column("value", "value", "text"))
 
 
 def list_text(qis: list[int], none: str = "none") -> str:
@@ -106,26 +106,26 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
 
 
 def fiveqi_table(r: Requirements) -> Table:
-    from ...core.units import human_duration, human_per
+    from ...core.units import human_per
 
     cols = (
         Column("qi", "5QI", "int"),
-        Column("resource", "type"),
-        Column("pdb", "PDB"),
-        Column("per", "PER"),
-        Column("mdbv", "MDBV (B)"),
-        Column("services", "example services"),
-        Column("fits", "fits"),
-        Column("failing", "fails on"),
-        Column("reason", "why"),
+        Column("resource", "type", "text"),
+        Column("pdb", "PDB (ms)", "ms", digits=0),
+        Column("per", "PER", "text"),
+        Column("mdbv", "MDBV (B)", "int"),
+        Column("services", "example services", "text"),
+        Column("fits", "fits", "text"),
+        Column("failing", "fails on", "text"),
+        Column("reason", "why", "text"),
     )
     rows = [
         {
             "qi": f.fiveqi.qi,
             "resource": f.fiveqi.resource,
-            "pdb": human_duration(f.fiveqi.pdb_ms / 1000),
+            "pdb": f.fiveqi.pdb_ms,
             "per": human_per(f.fiveqi.per),
-            "mdbv": "" if f.fiveqi.mdbv is None else f"{f.fiveqi.mdbv:,}",
+            "mdbv": f.fiveqi.mdbv,
             "services": f.fiveqi.services,
             "fits": "yes" if f.fits else "no",
             "failing": ", ".join(f.failing),
@@ -148,7 +148,7 @@ def flow_output(p: Profile, split: Split, coding: Coding, req: Requirements) -> 
     cut = Table(
         f"Cut set after {split.after} ({profile_title(p)})",
         (
-            Column("producer", "produced by"),
+            Column("producer", "produced by", "text"),
             Column("shape", "shape", "shape"),
             Column("bytes", "raw", "bytes"),
         ),

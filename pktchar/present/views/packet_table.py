@@ -39,7 +39,7 @@ def cell_text(c: Cell) -> str:
 
 def packet_grid(t: PacketTable) -> Table:
     """Rows resolutions, columns models, as the paper lays it out."""
-    cols = [Column("res", "input")] + [Column(m, m) for m in t.models]
+    cols = [Column("res", "input", "text")] + [Column(m, m, "text") for m in t.models]
     rows = []
     for r in t.resolutions:
         row: dict[str, object] = {"res": _res_label(t, r)}
@@ -77,12 +77,12 @@ def _budget(t: PacketTable) -> str:
 
 
 LONG_COLUMNS = (
-    Column("res", "input"),
-    Column("model", "model"),
+    Column("res", "input", "text"),
+    Column("model", "model", "text"),
     Column("min_bytes", "min payload", "bytes"),
-    Column("min_split", "min split"),
+    Column("min_split", "min split", "text"),
     Column("max_bytes", "max payload", "bytes"),
-    Column("max_split", "max split"),
+    Column("max_split", "max split", "text"),
 )
 
 
@@ -95,14 +95,14 @@ LONG_FLOW_COLUMNS = (
 
 
 LONG_CARRIER_COLUMNS = (
-    Column("min_carried", "carried (min)"),
-    Column("max_carried", "carried (max)"),
+    Column("min_carried", "carried (min)", "text"),
+    Column("max_carried", "carried (max)", "text"),
 )
 
 
 LONG_5QI_COLUMNS = (
-    Column("min_5qi", "5QI (min)"),
-    Column("max_5qi", "5QI (max)"),
+    Column("min_5qi", "5QI (min)", "text"),
+    Column("max_5qi", "5QI (max)", "text"),
 )
 
 
@@ -136,9 +136,9 @@ def paper_comparison(t: PacketTable) -> Table | None:
     from ...model.table import PAPER_NAME
 
     cols = (
-        Column("res", "input"),
-        Column("model", "model"),
-        Column("paper_row", "paper's Table 1 row"),
+        Column("res", "input", "text"),
+        Column("model", "model", "text"),
+        Column("paper_row", "paper's Table 1 row", "text"),
         Column("comparison", "paper vs exact", "para"),
     )
     return Table(

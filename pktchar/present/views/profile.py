@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 LAYER_COLUMNS = (
     Column("index", "#", "int"),
-    Column("name", "layer"),
-    Column("op", "op"),
+    Column("name", "layer", "text"),
+    Column("op", "op", "text"),
     Column("shape", "output shape", "shape"),
     Column("elements", "elements", "int"),
     Column("bytes", "bytes", "bytes"),
@@ -26,7 +26,7 @@ LAYER_COLUMNS = (
 
 SPLIT_COLUMNS = (
     Column("index", "#", "int"),
-    Column("after", "split after"),
+    Column("after", "split after", "text"),
     Column("shapes", "cut set", "shape"),
     Column("tensors", "tensors", "int"),
     Column("bytes", "payload", "bytes"),
@@ -103,11 +103,11 @@ def summary_lines(p: Profile) -> list[str]:
 
 def models_output(rows: list[dict[str, Any]]) -> Output:
     cols = [
-        Column("name", "model"),
+        Column("name", "model", "text"),
         Column("params", "params", "int"),
         Column("default_res", "native res", "int"),
-        Column("source", "source"),
-        Column("description", "description"),
+        Column("source", "source", "text"),
+        Column("description", "description", "text"),
     ]
     return Output([Table(f"{len(rows)} models", cols, rows)], rows)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..render import Column, Table
-from .base import Output, _err
+from .base import Output, rel
 
 if TYPE_CHECKING:
     from ...testbed.capture import CaptureStats
@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 
 def comparison_table(c: Comparison) -> Table:
     cols = (
-        Column("metric", "quantity"),
+        Column("metric", "quantity", "text"),
         Column("predicted", "predicted", "float"),
         Column("measured", "measured", "float"),
-        Column("unit", "unit"),
-        Column("error", "relative error"),
+        Column("unit", "unit", "text"),
+        Column("error", "relative error", "ratio", digits=3),
     )
     rows = [
         {
@@ -27,7 +27,7 @@ def comparison_table(c: Comparison) -> Table:
             "predicted": r.predicted,
             "measured": r.measured,
             "unit": r.unit,
-            "error": "" if r.error is None else f"{r.error:+.3%}",
+            "error": r.error,
         }
         for r in c.rows
     ]
@@ -42,7 +42,7 @@ def comparison_table(c: Comparison) -> Table:
 
 def histogram_table(c: Comparison) -> Table:
     cols = (
-        Column("bucket", "frame length (B)"),
+        Column("bucket", "frame length (B)", "text"),
         Column("predicted", "predicted", "int"),
         Column("measured", "measured", "int"),
     )
@@ -59,13 +59,10 @@ def frames_table(c: Comparison) -> Table:
         Column("frame_bytes", "frame bytes", "int"),
         Column("transfer_ms", "transfer (ms)", "float"),
         Column("predicted_ms", "predicted (ms)", "float"),
-        Column("error", "error"),
+        Column("error", "error", "ratio", digits=2),
     )
     rows = []
     for f in c.frames:
-        err = ""
-        if f.transfer_s is not None and f.predicted_transfer_s:
-            err = f"{(f.transfer_s - f.predicted_transfer_s) / f.predicted_transfer_s:+.2%}"
         rows.append(
             {
                 "id": f.id,
@@ -75,7 +72,7 @@ def frames_table(c: Comparison) -> Table:
                 "frame_bytes": f.frame_bytes,
                 "transfer_ms": None if f.transfer_s is None else f.transfer_s * 1000,
                 "predicted_ms": None if f.predicted_transfer_s is None else f.predicted_transfer_s * 1000,
-                "error": err,
+                "error": rel(f.transfer_s, f.predicted_transfer_s),
             }
         )
     return Table("Frames", cols, rows)
@@ -137,23 +134,23 @@ def app_timing_tables(r: Result) -> list[Table]:
     if a is None or not a.frames:
         return []
     cols = (
-        Column("frame", "frame"),
+        Column("frame", "frame", "text"),
         Column("payload", "payload", "int"),
         Column("measured_ms", "measured (ms)", "float"),
         Column("predicted_ms", "predicted (ms)", "float"),
-        Column("error", "error"),
+        Column("error", "error", "ratio", digits=2),
     )
     summary = [{"frame": k, "measured_ms": v["measured_s"] * 1000,
-                "predicted_ms": v["predicted_s"] * 1000, "error": _err(v["measured_s"], v["predicted_s"], 2)}
+                "predicted_ms": v["predicted_s"] * 1000, "error": rel(v["measured_s"], v["predicted_s"])}
                for k, v in a.summary().items()]  # fmt: skip
     frames = [{"frame": str(f.id), "payload": f.payload, "measured_ms": f.measured_s * 1000,
-               "predicted_ms": f.predicted_s * 1000, "error": _err(f.measured_s, f.predicted_s, 2)}
+               "predicted_ms": f.predicted_s * 1000, "error": rel(f.measured_s, f.predicted_s)}
               for f in a.frames]  # fmt: skip
     what = "send -> the edge's answer back here"
     return [
         Table(
             f"{len(a.frames)} frames at the application ({what})",
-            (Column("frame", "of the frames"), *cols[2:]),
+            (Column("frame", "of the frames", "text"), *cols[2:]),
             summary,
         ),
         Table(f"Frames at the application ({what})", cols, frames),

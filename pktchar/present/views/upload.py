@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..render import Column, Table
-from .base import Output, _err
+from .base import Output, rel
 from .runs import capture_line
 
 if TYPE_CHECKING:
@@ -17,16 +17,16 @@ def partitions_table(rep: UploadReport) -> Table:
     rows = []
     for i, (a, b) in enumerate(p.ranges):
         rows.append({"index": i, "layers": f"{p.names[i - 1] if i else 'input'} .. {p.names[i]}", "units": b - a,
-                     "bytes": p.sizes[i], "params": p.params[i], "device": f"{sum(p.device_s[a:b]) * 1000:.1f}",
-                     "edge": f"{sum(p.edge_s[a:b]) * 1000:.1f}"})  # fmt: skip
+                     "bytes": p.sizes[i], "params": p.params[i], "device": sum(p.device_s[a:b]) * 1000,
+                     "edge": sum(p.edge_s[a:b]) * 1000})  # fmt: skip
     cols = (
         Column("index", "#", "int"),
-        Column("layers", "after .. up to"),
+        Column("layers", "after .. up to", "text"),
         Column("units", "units", "int"),
         Column("bytes", "bytes sent", "bytes"),
         Column("params", "weights", "bytes"),
-        Column("device", "device ms"),
-        Column("edge", "edge ms"),
+        Column("device", "device ms", "ms"),
+        Column("edge", "edge ms", "ms"),
     )
     cap = (f"{p.algorithm}; IONN's convex-hull choice would cut {len(p.hull)} partitions; device CPU "
            f"{p.device_cpu}; unit times measured on each side")  # fmt: skip
@@ -34,9 +34,12 @@ def partitions_table(rep: UploadReport) -> Table:
 
 
 def upload_modes_table(rep: UploadReport) -> Table:
-    cols = [Column("quantity", "quantity")]
+    cols = [Column("quantity", "quantity", "text")]
     for m in rep.modes:
-        cols += [Column(m.mode, m.mode), Column(f"{m.mode}_err", "error")]
+        cols += [
+            Column(m.mode, m.mode, "float", digits=3, missing="—"),
+            Column(f"{m.mode}_err", "error", "ratio"),
+        ]
     spec: list[tuple[str, object]] = [
         ("upload time (s)", lambda m: (m.upload_s, None)),
         ("pure wire time: bytes x 8 / rate (s)", lambda m: (m.wire_s, m.upload_s)),
@@ -60,21 +63,11 @@ def upload_modes_table(rep: UploadReport) -> Table:
         row: dict[str, object] = {"quantity": name}
         for m in rep.modes:
             value, measured = fn(m)  # type: ignore[operator]
-            row[m.mode] = _fmt_value(value)
-            row[f"{m.mode}_err"] = _err(measured, value) if measured is not None else ""
+            row[m.mode] = value
+            row[f"{m.mode}_err"] = rel(measured, value)
         rows.append(row)
     return Table(f"Upload of {rep.plan.model} at {rep.config.link / 1e6:g} Mbit/s: measured and predicted", cols,
                  rows, caption="error = measured upload time (or bytes) against the figure on that row")  # fmt: skip
-
-
-def _fmt_value(v: object) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
 
 
 def upload_lines(rep: UploadReport) -> list[str]:
@@ -110,40 +103,53 @@ def upload_output(rep: UploadReport) -> Output:
 
 
 def upload_table1(reps: list[UploadReport]) -> Table:
-    """The paper's Table 1 beside pktchar's measurement of the same models."""
+    """The paper's Table 1 beside pktchar's measurement of the same models: pktchar's figures first, then
+    the paper's."""
     from ...testbed.upload import PAPER_TABLE1
 
     rows = []
     for r in reps:
         s, p = r.mode("sequential"), r.mode("parallel")
         paper = PAPER_TABLE1.get(r.plan.model, {})
-        saved = (s.upload_s - p.upload_s) if s and p and s.upload_s and p.upload_s else None
+        seq = s.upload_s if s and s.upload_s else None
+        par = p.upload_s if p and p.upload_s else None
+        saved = seq - par if seq is not None and par is not None else None
+        m = s or p
         rows.append({
-            "model": r.plan.model,
-            "size": f"{sum(r.plan.sizes) / 1e6:.1f} ({paper.get('size_mb', '—')})",
-            "parts": f"{len(r.plan.ranges)} ({paper.get('partitions', '—')})",
-            "expected": f"{s.wire_s if s else p.wire_s if p else 0:.2f} ({paper.get('expected_s', '—')})",
-            "seq": f"{s.upload_s:.2f} ({paper.get('sequential_s', '—')})" if s and s.upload_s else "—",
-            "par": f"{p.upload_s:.2f} ({paper.get('parallel_s', '—')})" if p and p.upload_s else "—",
-            "saved": f"{saved:.2f} ({paper.get('saved_s', '—')})" if saved is not None else "—",
-            "pct": f"{saved / s.upload_s:.1%} ({paper.get('saved_pct', '—')}%)" if saved is not None and s else "—",
-            "build": f"{s.build_total_s:.2f} ({paper.get('build_s', '—')})" if s else "—",
+            "model": r.plan.model, "size": sum(r.plan.sizes) / 1e6, "parts": len(r.plan.ranges),
+            "expected": m.wire_s if m else 0.0, "seq": seq, "par": par, "saved": saved,
+            "pct": saved / seq if saved is not None and seq else None, "build": s.build_total_s if s else None,
+            **{f"paper_{k}": paper.get(v) for k, v in _PAPER_KEYS},
+            "paper_pct": paper["saved_pct"] / 100 if "saved_pct" in paper else None,  # a percentage: a share
         })  # fmt: skip
     cols = (
-        Column("model", "model"),
-        Column("size", "size MB (paper)"),
-        Column("parts", "partitions (paper)"),
-        Column("expected", "expected s (paper)"),
-        Column("seq", "sequential s (paper)"),
-        Column("par", "parallel s (paper)"),
-        Column("saved", "saved s (paper)"),
-        Column("pct", "saved % (paper)"),
-        Column("build", "build s (paper)"),
+        Column("model", "model", "text"),
+        Column("size", "size MB", "float", digits=1),
+        Column("parts", "partitions", "int"),
+        Column("expected", "expected s", "seconds", digits=2),
+        Column("seq", "sequential s", "seconds", digits=2, missing="—"),
+        Column("par", "parallel s", "seconds", digits=2, missing="—"),
+        Column("saved", "saved s", "seconds", digits=2, missing="—"),
+        Column("pct", "saved %", "percent", digits=1, missing="—"),
+        Column("build", "build s", "seconds", digits=2, missing="—"),
+        Column("paper_size", "paper MB", "float", digits=0, missing="—"),
+        Column("paper_parts", "paper parts", "int", missing="—"),
+        Column("paper_expected", "paper expected s", "seconds", digits=1, missing="—"),
+        Column("paper_seq", "paper seq. s", "seconds", digits=1, missing="—"),
+        Column("paper_par", "paper par. s", "seconds", digits=1, missing="—"),
+        Column("paper_saved", "paper saved s", "seconds", digits=1, missing="—"),
+        Column("paper_pct", "paper saved %", "percent", digits=1, missing="—"),
+        Column("paper_build", "paper build s", "seconds", digits=1, missing="—"),
     )
     return Table("Upload time with and without parallel model creation, beside the paper's Table 1", cols, rows,
                  caption='paper: "Parallel Optimization of Deep Learning Computation Offloading in Edge Computing '
                          'Environment" (Seoul National University, JOK 2022), Table 1: Caffe, Titan XP server, '
                          'Odroid XU4 client, 80 Mbit/s; pktchar: PyTorch on this machine\'s CPUs')  # fmt: skip
+
+
+# The paper's figures (PAPER_TABLE1's keys) in upload_table1's columns (its saved share apart: a percentage)
+_PAPER_KEYS = (("size", "size_mb"), ("parts", "partitions"), ("expected", "expected_s"), ("seq", "sequential_s"),
+               ("par", "parallel_s"), ("saved", "saved_s"), ("build", "build_s"))  # fmt: skip
 
 
 def upload_differences(rep: UploadReport) -> list[str]:
