@@ -135,7 +135,7 @@ def cell_exact(col: Column, v: Any, thousands: bool = True) -> str:
         return col.missing if thousands else ""
     if isinstance(v, str):
         return v
-    if col.kind in ("bytes", "count", "int") or (isinstance(v, int) and col.kind not in ("ratio", "percent")):
+    if col.kind in ("bytes", "count", "int"):
         return f"{int(v):,}" if thousands else str(int(v))
     if col.kind == "rate":
         return f"{round(v):,}" if thousands else str(round(v))
