@@ -71,3 +71,12 @@ def nothing_left_behind(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv(netns.RUN_TAG_ENV, tag)
     yield tag
     assert leftovers(tag) == []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/* from the current output (review the diff before committing)",
+    )

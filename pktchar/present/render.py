@@ -1,7 +1,10 @@
 """One rendering layer for every command: a table is data, rendered to rich, markdown, CSV, LaTeX.
 
-Human formats (the terminal table) show SI units; machine formats (markdown,
-CSV, JSON, LaTeX) keep exact integers so they parse back to the same numbers.
+Rows hold numbers; every column declares its kind, and the renderer formats it for its target. Human
+formats (the terminal table, LaTeX) show SI units and rounded figures; machine formats (markdown, CSV,
+JSON) keep exact values so they parse back to the same numbers: integers exactly (markdown with thousands
+separators), floats in full (never an exponent). Relative errors (``ratio``) and shares
+(``percent``) read as percentages everywhere but CSV, which keeps the fraction itself.
 """
 
 from __future__ import annotations
@@ -11,19 +14,41 @@ import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ..core.units import human_bytes, human_count, human_number, human_rate
+
+# The kinds a column declares, and what its cells hold:
+#   text, para  text (para: long text, wrapped in LaTeX)   shape  a tensor shape (list of ints, or lists)
+#   int         an integer                                 count  an integer shown in SI (1.2 G)
+#   bytes       bytes (SI in human formats; B exact)       rate   bit/s (SI in human formats; exact)
+#   float       a number (``digits`` decimals, or 4 significant digits, in human formats)
+#   seconds     seconds (``digits`` decimals, 3 unless given)
+#   ms          milliseconds (``digits`` decimals, 1 unless given)
+#   ratio       a relative error, measured / predicted - 1 (signed percent, ``digits`` decimals, 1 unless given)
+#   percent     a share, 0..1 (percent, ``digits`` decimals, 0 unless given)
+NUMERIC = frozenset({"int", "count", "bytes", "rate", "float", "seconds", "ms", "ratio", "percent"})
+KINDS = NUMERIC | {"text", "para", "shape"}
+_DIGITS = {"seconds": 3, "ms": 1, "ratio": 1, "percent": 0}
 
 
 @dataclass(frozen=True)
 class Column:
     key: str
     title: str
-    kind: str = (
-        "text"  # text | para (long text, wrapped in LaTeX) | int | bytes | count | shape | float | rate
-    )
+    kind: str = "text"  # one of KINDS
     unit: str = ""
+    digits: int | None = None  # decimals in human formats (float, seconds, ms, ratio, percent)
+    missing: str = ""  # what a cell without a value (None) shows, but in CSV (always empty)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.key!r}: unknown kind {self.kind!r}")
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in NUMERIC
 
 
 @dataclass(frozen=True)
@@ -43,19 +68,39 @@ def _shape(v: Any) -> str:
     return str(v)
 
 
-def cell_human(col: Column, v: Any) -> str:
-    if v is None:
-        return ""
+def _decimals(col: Column) -> int:
+    return col.digits if col.digits is not None else _DIGITS.get(col.kind, 3)
+
+
+def _human_number(col: Column, v: Any) -> str:
+    """A number in the units people read: SI prefixes, rounded figures, percentages."""
     if col.kind == "bytes":
         return human_bytes(v)
     if col.kind == "count":
         return human_count(v)
     if col.kind == "int":
-        return f"{v:,}"
-    if col.kind == "float":
-        return human_number(v, 4)
+        return f"{int(v):,}"
     if col.kind == "rate":
         return human_rate(v)
+    if isinstance(v, int) and col.kind not in ("ratio", "percent"):  # a count among figures: exactly
+        return f"{v:,}"
+    if col.kind == "float" and col.digits is None:
+        return human_number(v, 4)
+    if col.kind == "ratio":
+        return f"{v:+.{_decimals(col)}%}"
+    if col.kind == "percent":
+        return f"{v:.{_decimals(col)}%}"
+    return f"{v:,.{_decimals(col)}f}"
+
+
+def cell_human(col: Column, v: Any) -> str:
+    """A cell for people (the terminal, LaTeX): SI units, rounded."""
+    if v is None:
+        return col.missing
+    if isinstance(v, str):  # a figure its source gave as text, shown as it is
+        return v
+    if col.kind in NUMERIC:
+        return _human_number(col, v)
     if col.kind == "shape":
         return _shape(v)
     return str(v)
@@ -74,15 +119,30 @@ def plain(v: float) -> str:
     return f"{f:.15f}".rstrip("0").rstrip(".")
 
 
+def exact(v: float) -> str:
+    """A number in full, as plain decimals: integers exactly, floats as the shortest text that reads back
+    to the same float (``repr``), never an exponent."""
+    f = float(v)
+    if f.is_integer():
+        return str(int(f))
+    return format(Decimal(repr(f)), "f")
+
+
 def cell_exact(col: Column, v: Any, thousands: bool = True) -> str:
+    """A cell for markdown (``thousands``) and CSV: integers exactly (markdown with thousands separators),
+    floats in full; relative errors and shares as percentages in markdown, fractions in CSV."""
     if v is None:
-        return ""
+        return col.missing if thousands else ""
+    if isinstance(v, str):
+        return v
     if col.kind in ("bytes", "count", "int"):
         return f"{int(v):,}" if thousands else str(int(v))
-    if col.kind == "float":
-        return plain(v)
     if col.kind == "rate":
         return f"{round(v):,}" if thousands else str(round(v))
+    if col.kind in ("ratio", "percent"):
+        return _human_number(col, v) if thousands else exact(v)
+    if col.kind in NUMERIC:
+        return exact(v)
     if col.kind == "shape":
         return _shape(v)
     return str(v)
@@ -103,8 +163,7 @@ def to_rich(table: Table) -> Any:
 
     t = RichTable(title=table.title, caption=table.caption or None, show_lines=False, header_style="bold")
     for c in table.columns:
-        numeric = c.kind in ("bytes", "count", "int", "float", "rate")
-        t.add_column(_title(c, True), justify="right" if numeric else "left", overflow="fold")
+        t.add_column(_title(c, True), justify="right" if c.numeric else "left", overflow="fold")
     for r in table.rows:
         t.add_row(*(cell_human(c, r.get(c.key)) for c in table.columns))
     return t
@@ -116,11 +175,7 @@ def to_markdown(table: Table, heading: str = "###") -> str:
         out.append(f"{heading} {table.title}\n")
     cols = table.columns
     out.append("| " + " | ".join(_title(c, False) for c in cols) + " |")
-    out.append(
-        "|"
-        + "|".join("---:" if c.kind in ("bytes", "count", "int", "float", "rate") else "---" for c in cols)
-        + "|"
-    )
+    out.append("|" + "|".join("---:" if c.numeric else "---" for c in cols) + "|")
     for r in table.rows:
         out.append("| " + " | ".join(_md_escape(cell_exact(c, r.get(c.key))) for c in cols) + " |")
     if table.caption:
@@ -268,14 +323,14 @@ def _layout(col: Column, texts: list[str], line: float, paras: int, squeeze: int
     """The column's layout: ``para`` columns wrap at their share of 55% of the line; with ``squeeze`` 1 its
     title wraps to the width of its cells (at most _HEAD_LINES lines), with 2 a text column wider than
     _WRAP of the line also wraps at that width."""
-    numeric = col.kind in ("bytes", "count", "int", "float", "rate")
+    numeric = col.numeric
     data = max((tex_width(x) for t in texts for x in t.split("\n")), default=0.0)
     wrap = 0.0
     if col.kind == "para":
         wrap = data = min(data, 0.55 * line / paras)
     elif squeeze >= 2 and not numeric and data > _WRAP * line:
         wrap = data = _WRAP * line
-    title = _title(col, False)
+    title = _title(col, True)
     if not squeeze:
         return _Layout("r" if numeric else "l", [title], wrap, max(data, tex_width(title)))
     words = title.split()
@@ -334,7 +389,7 @@ def _groups(cols: Sequence[Column], widths: list[float], line: float) -> list[li
 
 
 def _tex_cell(col: Column, v: Any, wrap: float = 0.0, line: float = LINE_WIDTH_PT) -> str:
-    text = cell_exact(col, v)
+    text = cell_human(col, v)
     lines = [(_shape_tex if col.kind == "shape" else tex_escape)(x) for x in text.split("\n")]
     if wrap:  # a paragraph as wide as the column, ragged right, top-aligned with its row
         return rf"\parbox[t]{{{wrap / line:.3f}\linewidth}}{{\raggedright " + r"\\".join(lines) + "}"
@@ -359,7 +414,7 @@ def to_latex(
     Floats are placed here ([H], the float package), so table numbers follow the document. Needs
     booktabs, longtable and float."""
     cols = list(table.columns)
-    texts = [[cell_exact(c, r.get(c.key)) for r in table.rows] for c in cols]
+    texts = [[cell_human(c, r.get(c.key)) for r in table.rows] for c in cols]
     paras = sum(c.kind == "para" for c in cols)
     for squeeze in range(3):  # too wide: wrap the titles, then long text, then split
         lays = [_layout(c, t, line, paras, squeeze) for c, t in zip(cols, texts, strict=True)]

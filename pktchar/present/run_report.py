@@ -40,25 +40,47 @@ def write_folder(
         fig.savefig(out / "figures" / f"{stem}.pdf")
     for stem, t in tables:
         (out / "tables" / f"{stem}.tex").write_text(to_latex(t, label=f"tab:{stem}"))
+    lists = ([("", bullets)] if bullets else []) + list(sections)
+    (out / "report.md").write_text(_markdown(title, command, lists, tables, figs))
+    (out / "report.tex").write_text(_latex(title, command, lists, tables, figs))
+    (out / "report.json").write_text(json.dumps(data, indent=2, default=str))
+    return out
+
+
+_Lists = Sequence[tuple[str, Sequence[str]]]  # (heading, items); "" the items under the title
+
+
+def _markdown(
+    title: str,
+    command: str,
+    lists: _Lists,
+    tables: Sequence[tuple[str, Table]],
+    figs: Sequence[tuple[str, str, Any]],
+) -> str:
+    """report.md: the title, the command, the lists, every table inline, every figure's PNG."""
     md = [f"# {title}", ""]
     if command:
         md += ["Made with:", "", "```", command, "```", ""]
-    md += [f"- {x}" for x in bullets] + ([""] if bullets else [])
-    for heading, items in sections:
-        md += [f"## {heading}", ""] + [f"- {x}" for x in items] + [""]
+    for heading, items in lists:
+        md += ([f"## {heading}", ""] if heading else []) + [f"- {x}" for x in items] + [""]
     md += [to_markdown(t) for _, t in tables]
     for stem, caption, _ in figs:
         md += [f"![{caption}](figures/{stem}.png)", ""]
-    (out / "report.md").write_text("\n".join(md) + "\n")
-    tex = [
-        *TEX_PREAMBLE,
-        rf"\title{{{tex_escape(title)}}}",
-        r"\begin{document}",
-        r"\maketitle",
-    ]
+    return "\n".join(md) + "\n"
+
+
+def _latex(
+    title: str,
+    command: str,
+    lists: _Lists,
+    tables: Sequence[tuple[str, Table]],
+    figs: Sequence[tuple[str, str, Any]],
+) -> str:
+    """report.tex, standalone: the lists as itemize, the tables as \\input fragments, the figures' PDFs."""
+    tex = [*TEX_PREAMBLE, rf"\title{{{tex_escape(title)}}}", r"\begin{document}", r"\maketitle"]
     if command:
         tex.append(r"{\raggedright\noindent Made with: " + tex_command(command) + "\\par}\n")
-    for heading, items in ([("", bullets)] if bullets else []) + list(sections):
+    for heading, items in lists:
         tex += ([rf"\section*{{{tex_escape(heading)}}}"] if heading else []) + [r"\begin{itemize}"]
         tex += [rf"\item {tex_escape(x.replace('**', ''))}" for x in items] + [r"\end{itemize}"]
     tex += [rf"\input{{tables/{stem}.tex}}" for stem, _ in tables]
@@ -72,9 +94,7 @@ def write_folder(
             r"\end{figure}",
         ]
     tex.append(r"\end{document}")
-    (out / "report.tex").write_text("\n".join(tex) + "\n")
-    (out / "report.json").write_text(json.dumps(data, indent=2, default=str))
-    return out
+    return "\n".join(tex) + "\n"
 
 
 def write_comparison(
@@ -121,14 +141,14 @@ def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: 
 def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str = "") -> Path:
     """A fleet report folder: the per-device table of each run and, for a sweep, the sweep table and the
     latency-against-fleet-size figure."""
-    from ..core.fleet_model import saturation_n
+    from ..core.fleet_model import first_miss, saturation_n
 
     first = runs[0]
     g = first.result.config["groups"][0]
     sat = saturation_n(
         first.result.prediction.flows[0].frames[0].payload, g["fps"], first.predicted.edge_rate
     )
-    miss = next((r.devices for r in runs if max(d.late_fraction for d in r.predicted.devices) > 0), None)
+    miss = first_miss(views.sweep_points(runs))
     tables = [("sweep", views.sweep_table(runs))] if len(runs) > 1 else []
     tables += [(f"fleet-{r.devices}", views.fleet_devices_table(r)) for r in runs]
     tables.append(("qos", views.fleet_qos(runs[-1], None, "ul", None)[0]))  # the largest fleet's flows
