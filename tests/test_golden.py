@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from craft import DEV, EDGE, PORT, prediction, tcp_flow, write_pcap
+from craft import DEV, EDGE, PORT, flat_v1, prediction, tcp_flow, write_pcap
 
 GOLDEN = Path(__file__).parent / "golden"
 FORMATS = ("rich", "md", "csv", "tex", "json")
@@ -57,7 +57,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str
 
     where = tmp_path_factory.mktemp("golden")
     write_pcap(where / "flow.pcap", tcp_flow(PAYLOADS, answers=True))
-    (where / "flow.prediction.json").write_text(json.dumps(prediction(PAYLOADS, DEV, EDGE, PORT)))
+    (where / "flow.prediction.json").write_text(json.dumps(flat_v1(prediction(PAYLOADS, DEV, EDGE, PORT))))
     seen: list[Any] = []
     real = cli._present
     cli._present = lambda output, fmt, out=None: seen.append(output)  # type: ignore[assignment]

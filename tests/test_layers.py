@@ -246,7 +246,8 @@ NOT_YET_CONVERTED = {
     "pktchar/present/render.py": 1,
     "pktchar/present/report.py": 2,
     "pktchar/present/run_report.py": 1,
-    "pktchar/present/views.py": 6,
+    "pktchar/present/views/flow.py": 4,
+    "pktchar/present/views/runs.py": 2,
     "pktchar/testbed/cgroup.py": 2,
     "pktchar/testbed/fleetrun.py": 6,
     "pktchar/testbed/hosts.py": 1,  # `pktchar serve --port`: a command to run on the other host
