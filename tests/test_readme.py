@@ -29,6 +29,7 @@ import shlex
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -174,7 +175,9 @@ def sh(
     p = subprocess.run(
         ["bash", "-c", cmd],
         cwd=_cwd(case, tmp),
-        env=_env(env),
+        # a run given no --pcap captures into $PKTCHAR_CAPTURES (else the temporary folder): the test's
+        # own captures/ folder, so it finds and removes them
+        env=_env({"PKTCHAR_CAPTURES": str(tmp / "captures"), **(env or {})}),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -808,9 +811,16 @@ def test_replay_to_a_server_with_a_capture(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert "-> complete" in out
-    (pcap,) = (tmp_path / "captures").glob("*.pcap")
-    assert pcap.stat().st_size > 3 * POOL5_224  # every frame's bytes are in it
-    assert f"wrote captures/{pcap.name}" in p.stderr
+    # no --pcap: the run captured into the temporary folder and named the file, with its size
+    (name,) = re.findall(r"pktchar: wrote (\S+\.pcap) \(", p.stderr)
+    pcap = Path(name)
+    # every frame's bytes crossed (the records keep headers only: the original lengths hold the bytes)
+    raw, off, wire = pcap.read_bytes(), 24, 0
+    while off + 16 <= len(raw):
+        incl, orig = struct.unpack("<II", raw[off + 8 : off + 16])
+        wire, off = wire + orig, off + 16 + incl
+    assert wire > 3 * POOL5_224
+    pcap.unlink()
 
 
 # ---------------------------------------------------------------------------------------------------
