@@ -176,8 +176,8 @@ def sh(
         ["bash", "-c", cmd],
         cwd=_cwd(case, tmp),
         # a run given no --pcap captures into $PKTCHAR_CAPTURES (else the temporary folder): the test's
-        # own captures/ folder, so it finds and removes them
-        env=_env({"PKTCHAR_CAPTURES": str(tmp / "captures"), **(env or {})}),
+        # own captures/ folder (relative: it runs in the test folder), so it finds and removes them
+        env=_env({"PKTCHAR_CAPTURES": "captures", **(env or {})}),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -813,7 +813,7 @@ def test_replay_to_a_server_with_a_capture(tmp_path: Path) -> None:
     assert "-> complete" in out
     # no --pcap: the run captured into the temporary folder and named the file, with its size
     (name,) = re.findall(r"pktchar: wrote (\S+\.pcap) \(", p.stderr)
-    pcap = Path(name)
+    pcap = tmp_path / name
     # every frame's bytes crossed (the records keep headers only: the original lengths hold the bytes)
     raw, off, wire = pcap.read_bytes(), 24, 0
     while off + 16 <= len(raw):
