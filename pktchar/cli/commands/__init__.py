@@ -1,0 +1,1 @@
+"""The ``pktchar`` commands, one module a group; :mod:`pktchar.cli.app` registers them."""
