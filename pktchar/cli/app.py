@@ -1,7 +1,8 @@
 """The ``pktchar`` command: the typer app, its one-line errors and its output helpers.
 
 Each command lives in :mod:`pktchar.cli.commands` (its options, from :mod:`pktchar.cli.options`, one
-call into a stage, one view) and is registered here, in the order ``pktchar --help`` lists them."""
+call into a stage, one view), which registers them on :data:`app` in the order ``pktchar --help`` lists
+them; importing :mod:`pktchar.cli` (as importing this module does first) registers them."""
 
 from __future__ import annotations
 
@@ -268,27 +269,7 @@ def main() -> None:
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
-if __name__ == "__main__":  # python -m pktchar.cli.app: the module's own app, where the commands register
+if __name__ == "__main__":  # python -m pktchar.cli.app: pktchar.cli.app's app, where the commands registered
     from pktchar.cli.app import main as _main
 
     _main()
-
-# every command, in the order `pktchar --help` lists them (each module imports the helpers above)
-from .commands import fleet, profile, replay, train, upload  # noqa: E402
-
-for _name, _fn in [
-    ("models", profile.models_cmd),
-    ("profile", profile.profile_cmd),
-    ("table", profile.table_cmd),
-    ("qos", profile.qos_cmd),
-    ("report", profile.report_cmd),
-    ("replay", replay.replay_cmd),
-    ("upload", upload.upload_cmd),
-    ("fleet", fleet.fleet_cmd),
-    ("serve", replay.serve_cmd),
-    ("compare", replay.compare_cmd),
-    ("wireshark-dissector", replay.wireshark_dissector_cmd),
-    ("train-sync", train.train_sync_cmd),
-]:
-    app.command(_name)(_fn)
-app.add_typer(replay.testbed_app, name="testbed")
