@@ -1,6 +1,6 @@
 """One split point's flow, from a profile: the split, its coding, and the requirements of its payload.
 
-The stages a ``pktchar profile --split`` chains (the profile's split, the coder measured on real
+The stages the profile command chains for one split (the profile's split, the coder measured on real
 activations, the coded payload, :func:`pktchar.core.qos.requirements`) as one call.
 """
 
