@@ -220,3 +220,145 @@ def test_bad_flow_input(args, needle):
     r = run_cli(*args)
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert needle in r.stderr, r.stderr
+
+
+# ----------------------------------------------------------------------------------------------
+# A command is its options, one call into a stage and a view (issue 17)
+
+CLI = Path(__file__).resolve().parent.parent / "pktchar" / "cli"
+SHARED = ["--latency", "--fps", "--radio", "--direction", "--reliability", "--proto", "--mtu", "--ipv6",
+          "--app-header", "--compression", "--coder", "--measure-res", "--images", "--dtype"]  # fmt: skip
+
+
+def test_shared_options_are_declared_once():
+    """Each flow and coding option is written out in cli/options.py alone; a command that words it its own
+    way (fleet's --fps is each device's rate, profile's --dtype names the payload) declares it itself."""
+    declared = re.compile(r'typer\.Option\(\s*"(--[\w-]+)"')
+    options = declared.findall((CLI / "options.py").read_text())
+    assert all(options.count(flag) == 1 for flag in SHARED), options
+    elsewhere = sorted(
+        (path.name, flag)
+        for path in (CLI / "commands").glob("*.py")
+        for flag in declared.findall(path.read_text())
+        if flag in SHARED
+    )
+    assert elsewhere == [("fleet.py", "--fps"), ("profile.py", "--dtype")]
+
+
+def test_a_shared_option_reads_the_same_in_every_command():
+    import typer.main
+    from typer.core import TyperOption
+
+    from pktchar.cli.app import app
+
+    group = typer.main.get_command(app)
+    seen: dict[str, set[tuple[str, ...]]] = {}
+    for name, cmd in group.commands.items():  # type: ignore[attr-defined]
+        for p in getattr(cmd, "params", []):
+            if isinstance(p, TyperOption) and p.opts[0] in SHARED and (name, p.opts[0]) != ("fleet", "--fps"):
+                if (name, p.opts[0]) != ("profile", "--dtype"):
+                    seen.setdefault(p.opts[0], set()).add((*p.opts, *p.secondary_opts, p.help or ""))
+    assert set(seen) == set(SHARED)
+    assert {flag: len(forms) for flag, forms in seen.items()} == dict.fromkeys(SHARED, 1)
+
+
+def test_cli_modules_are_small_and_simple():
+    radon = pytest.importorskip("radon.complexity")
+    for path in CLI.rglob("*.py"):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 600, path
+        blocks = radon.cc_visit(text)
+        for b in [*blocks, *(m for c in blocks for m in getattr(c, "methods", []))]:
+            assert b.complexity <= 20, f"{path.name}: {b.name} has complexity {b.complexity}"
+
+
+def test_flow_of_checks_the_split_and_the_budget_before_measuring():
+    from pktchar.core.errors import PktcharError
+    from pktchar.model.flow import flow_of
+    from pktchar.model.profiler import profile
+
+    p = profile("vgg16", "224")
+    calls: list[int] = []
+
+    def measure() -> None:
+        calls.append(1)
+
+    with pytest.raises(PktcharError, match="Did you mean"):
+        flow_of(p, "features.31", fps=30, measure=measure)
+    with pytest.raises(PktcharError) as e:
+        flow_of(p, "features.30", measure=measure)
+    assert str(e.value) == "split needs a budget: fps 30 and/or latency 10ms"
+    assert calls == []
+    f = flow_of(p, "features.30", compression=0.5, fps=30, link=100e6, measure=measure)
+    assert calls == [1] and f.split is not None and f.requirements is not None
+    # features.30 is VGG16's last max-pool: 512 x 7 x 7 fp32 = 100,352 B; half of it coded, 50,176 B,
+    # + the 24 B frame header in (50,200 / 1448) -> 35 TCP segments; 50,176 x 8 x 30 = 12.04 Mbit/s
+    assert f.split.bytes == 100_352 and f.requirements.payload == 50_176
+    assert f.requirements.packets.count == 35
+    assert f.requirements.avg_rate_payload == pytest.approx(12_042_240)
+    assert flow_of(p).split is None and flow_of(p).requirements is None
+
+
+def test_report_folder_and_splits():
+    from pktchar.core.errors import PktcharError
+    from pktchar.core.resolution import parse_resolutions
+    from pktchar.present.report import default_folder, parse_splits
+
+    ress = parse_resolutions("224,8k")
+    assert default_folder(["vgg16", "my/net.py:make"], ress) == Path("reports/vgg16-my_net.py_make-224-8k")
+    names = ["vgg16", "resnet50"]
+    assert parse_splits(None, names) is None and parse_splits("features.30", names) == "features.30"
+    got = parse_splits("vgg16=features.30, resnet50 = layer1", names)
+    assert got == {"vgg16": "features.30", "resnet50": "layer1"}
+    with pytest.raises(PktcharError) as e:
+        parse_splits("vgg16=features.30,alexnet=features.5", names)
+    assert str(e.value) == "split names models not in the report: alexnet"
+    with pytest.raises(PktcharError) as e:
+        parse_splits("vgg16=features.30,layer1", names)
+    assert str(e.value) == "split takes one split or model=split pairs, got 'layer1'"
+
+
+def test_report_split_errors_name_the_flag(tmp_path):
+    r = run_cli(
+        "report", "vgg16", "--res", "224", "--split", "alexnet=features.5", "--out", str(tmp_path / "r")
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == "pktchar: error: --split names models not in the report: alexnet"
+
+
+def test_fleet_scenario_file_over_the_flags(tmp_path):
+    from pktchar.core.errors import PktcharError
+    from pktchar.testbed.fleetrun import config_from, parse_sweep
+
+    cfg = config_from(None, model="vgg16", split="features.30", devices=3, fps=5, latency="20ms",
+                      edge_link="50mbit")  # fmt: skip
+    assert (cfg.devices, cfg.edge_link, cfg.latency, cfg.groups[0].fps) == (3, 50e6, 0.02, 5)
+    f = tmp_path / "fleet.toml"
+    f.write_text(
+        'edge_link = "40mbit"\nframes = 12\n\n[[group]]\nmodel = "vgg16"\nsplit = "features.30"\ncount = 2\n'
+    )
+    cfg = config_from(f, edge_link="50mbit", frames=30, latency="20ms", stagger=True)
+    # the file's edge_link and frames win; what it leaves out comes from the flags
+    assert (cfg.edge_link, cfg.frames, cfg.latency, cfg.stagger, cfg.devices) == (40e6, 12, 0.02, True, 2)
+    with pytest.raises(PktcharError) as e:
+        config_from(None, model="vgg16")
+    assert str(e.value) == "give MODEL and split (or scenario FILE)"
+    assert parse_sweep("1..8") == 8 and parse_sweep(" 1 .. 3") == 3
+    for bad in ("2..8", "1..", "1..0", "8", "1..x"):
+        with pytest.raises(PktcharError, match="takes 1..N"):
+            parse_sweep(bad)
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["fleet", "vgg16"], "pktchar: error: give MODEL and --split (or --scenario FILE)"),
+        (
+            ["fleet", "vgg16", "--split", "features.30", "--sweep", "2..4"],
+            "pktchar: error: --sweep takes 1..N, e.g. 1..8, got '2..4'",
+        ),
+    ],
+)
+def test_fleet_errors_name_the_flags(args, line):
+    r = run_cli(*args)
+    assert r.returncode == 2 and r.stderr.strip() == line

@@ -68,6 +68,29 @@ def default_split(p: Profile) -> Split:
     return min(inner, key=lambda s: (s.bytes, s.index))
 
 
+def default_folder(models: Sequence[str], resolutions: Sequence[Resolution]) -> Path:
+    """Where a report of ``models`` x ``resolutions`` goes unless told: ``reports/<models>-<resolutions>``
+    (a model given as ``path/file.py:factory`` with ``/`` and ``:`` as ``_``)."""
+    names = "-".join(m.replace("/", "_").replace(":", "_") for m in models)
+    return Path("reports") / f"{names}-{'-'.join(r.label for r in resolutions)}"
+
+
+def parse_splits(text: str | None, models: Sequence[str]) -> str | dict[str, str] | None:
+    """The split whose flow a report details: one name for every model, or ``model=split,model=split``
+    (each model one of ``models``); ``None``: each model's :func:`default_split`."""
+    if not text or "=" not in text:
+        return text
+    pairs = [x.split("=", 1) for x in text.split(",") if x.strip()]
+    bad = [p[0] for p in pairs if len(p) != 2]
+    if bad:
+        raise PktcharError(f"`split` takes one split or model=split pairs, got {bad[0].strip()!r}")
+    splits = {k.strip(): v.strip() for k, v in pairs}
+    unknown = set(splits) - set(models)
+    if unknown:
+        raise PktcharError(f"`split` names models not in the report: {', '.join(sorted(unknown))}")
+    return splits
+
+
 def collect(
     models: Sequence[str],
     resolutions: Sequence[str],

@@ -112,6 +112,53 @@ def load_scenario(path: Path) -> tuple[list[GroupSpec], dict[str, Any]]:
     return groups, {k: v for k, v in doc.items() if k != "group"}
 
 
+def config_from(
+    scenario: Path | None = None,
+    *,
+    model: str | None = None,
+    split: str | None = None,
+    devices: int = 1,
+    res: str = "224",
+    dtype: str = "fp32",
+    compression: float | None = None,
+    fps: float = 10.0,
+    uplink: str = "100mbit",
+    edge_link: str = "100mbit",
+    stagger: bool = False,
+    frames: int = 30,
+    latency: str | None = None,
+    pcap: Path | None = None,
+    to: str | None = None,
+    capture_iface: str | None = None,
+) -> FleetConfig:
+    """A fleet from a scenario file, its top-level ``edge_link``, ``stagger``, ``frames`` and ``latency``
+    over the values given here; without one, ``devices`` alike devices of ``model`` split at ``split``.
+    Not yet checked (:func:`check`)."""
+    from ..core.units import parse_duration, parse_rate
+
+    lat = parse_duration(latency) if latency else None
+    edge = parse_rate(edge_link)
+    if scenario is not None:
+        groups, top = load_scenario(scenario)
+        edge = parse_rate(str(top.get("edge_link", edge_link)))
+        stagger = bool(top.get("stagger", stagger))
+        frames = int(top.get("frames", frames))
+        lat = parse_duration(str(top["latency"])) if "latency" in top else lat
+    elif model is None or split is None:
+        raise PktcharError("give MODEL and `split` (or `scenario` FILE)")
+    else:
+        groups = [GroupSpec(model, split, devices, res, dtype, compression, fps, uplink, "d")]
+    return FleetConfig(groups, edge, stagger, frames, lat, pcap, to=to, capture_iface=capture_iface)
+
+
+def parse_sweep(text: str) -> int:
+    """The largest fleet of a sweep ``1..N``."""
+    lo, _, hi = text.partition("..")
+    if not (lo.strip() == "1" and hi.strip().isdigit() and int(hi) >= 1):
+        raise PktcharError(f"`sweep` takes 1..N, e.g. 1..8, got {text!r}")
+    return int(hi)
+
+
 @dataclass
 class Prepared:
     spec: GroupSpec
