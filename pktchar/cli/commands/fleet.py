@@ -98,12 +98,12 @@ def fleet_cmd(
 def _sweep_summary(runs: list[FleetRun], edge: float, fps: float) -> tuple[int | None, int | None]:
     """The fleet size that saturates the edge link, and the first that misses a frame's budget (predicted).
 
-    The one place the command computes them: switch to the fleet model's own summary when it has one."""
-    from ...core.fleet_model import saturation_n
+    The rules are the fleet model's (:func:`pktchar.core.fleet_model.saturation_n` and ``first_miss``)."""
+    from ...core.fleet_model import first_miss, saturation_n
+    from ...present import views
 
     sat = saturation_n(runs[0].result.prediction.flows[0].frames[0].payload, fps, edge)
-    miss = next((r.devices for r in runs if max(d.late_fraction for d in r.predicted.devices) > 0), None)
-    return sat, miss
+    return sat, first_miss(views.sweep_points(runs))
 
 
 def _sweep_output(
