@@ -55,6 +55,15 @@ def test_files_complete(report):
     )
     j = json.loads((out / "report.json").read_text())
     assert j["command"].startswith("pktchar report") and j["versions"]["torch"]
+    # the files hold the figures, not only bytes: by hand, AlexNet at 224 with 10% compression sends at
+    # least its 1,000 fp32 logits (4,000 B -> 400 B) and at most conv1's 64 x 55 x 55 x 4 B = 774,400 B
+    # (-> 77,440 B); ResNet-18's cheapest cut at 1080p is its 512 pooled features (2,048 B -> 205 B)
+    cells = {(c["model"], c["res"]): c for c in j["packet_table"]["cells"]}
+    assert (cells["alexnet", "224"]["min_bytes"], cells["alexnet", "224"]["max_bytes"]) == (400, 77_440)
+    assert cells["resnet18", "1080p"]["min_bytes"] == 205
+    assert "| 224 (224x224) | 400 B (classifier.6) ~ 77.4 kB (features.0)" in md.replace("<br>", "\n")
+    tex = (out / "tables" / "packet_table.tex").read_text()
+    assert "classifier.6" in tex and "features.0" in tex
 
 
 def _md_table(md: str, title: str) -> list[dict[str, str]]:
