@@ -58,9 +58,16 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str
     where = tmp_path_factory.mktemp("golden")
     write_pcap(where / "flow.pcap", tcp_flow(PAYLOADS, answers=True))
     (where / "flow.prediction.json").write_text(json.dumps(flat_v1(prediction(PAYLOADS, DEV, EDGE, PORT))))
+    import sys
+
     seen: list[Any] = []
+    # every CLI module that took `_present` from cli.app (the command modules import it by name)
+    holders = [
+        m for n, m in list(sys.modules.items()) if n.startswith("pktchar.cli") and hasattr(m, "_present")
+    ]
     real = cli._present
-    cli._present = lambda output, fmt, out=None: seen.append(output)  # type: ignore[assignment]
+    for m in holders:
+        m._present = lambda output, fmt, out=None: seen.append(output)
     cwd = os.getcwd()
     os.chdir(where)  # the capture is named as given: flow.pcap
     try:
@@ -73,7 +80,8 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str
             out[name] = _rendered(output)
         return out
     finally:
-        cli._present = real  # type: ignore[assignment]
+        for m in holders:
+            m._present = real
         os.chdir(cwd)
 
 
