@@ -162,8 +162,12 @@ def to_rich(table: Table) -> Any:
     from rich.table import Table as RichTable
 
     t = RichTable(title=table.title, caption=table.caption or None, show_lines=False, header_style="bold")
-    for c in table.columns:
-        t.add_column(_title(c, True), justify="right" if c.numeric else "left", overflow="fold")
+    for i, c in enumerate(table.columns):
+        # the first column names the row (a model, a split, a fleet size): never broken across lines, the
+        # other columns give way on a narrow terminal
+        t.add_column(
+            _title(c, True), justify="right" if c.numeric else "left", overflow="fold", no_wrap=i == 0
+        )
     for r in table.rows:
         t.add_row(*(cell_human(c, r.get(c.key)) for c in table.columns))
     return t
