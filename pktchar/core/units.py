@@ -105,41 +105,37 @@ def parse_bytes(text: str | int) -> int:
     return round(v * _BYTE_UNITS[key])
 
 
-def parse_rate(text: str | float) -> float:
-    """``100mbit`` / ``100Mbit/s`` / ``1gbit`` -> bits per second (SI); it must be positive."""
+def _positive(
+    text: str | float, what: str, units: dict[str, float], kind: str, use: str, examples: str
+) -> float:
+    """A positive quantity: a Python number as it is, or text as a number and one of ``units`` (the
+    lower-cased unit is looked up; a missing or unknown unit is an error naming ``use``)."""
     if isinstance(text, int | float):
         value = float(text)
     else:
-        v, u = _split(text, "rate", f"a number and a unit, {RATE_EXAMPLES}")
-        if v <= 0:  # before the unit: "0" is a zero rate, not a missing unit
-            raise PktcharError(f"a rate must be positive, got {text!r} ({RATE_EXAMPLES})")
+        unit_words = "a unit" if kind == "rate" else f"a {kind} unit"
+        v, u = _split(text, what, f"a number and {unit_words}, {examples}")
+        if v <= 0:  # before the unit: "0" is a zero quantity, not a missing unit
+            raise PktcharError(f"a {what} must be positive, got {text!r} ({examples})")
         key = u.lower()
-        if key not in _RATE_UNITS:
-            what = f"rate {text!r} has no unit" if not u else f"unknown rate unit {u!r} in {text!r}"
-            raise PktcharError(f"{what}: use bit/s, kbit, mbit, gbit ({RATE_EXAMPLES})")
-        value = v * _RATE_UNITS[key]
+        if key not in units:
+            said = f"{what} {text!r} has no unit" if not u else f"unknown {kind} unit {u!r} in {text!r}"
+            raise PktcharError(f"{said}: use {use} ({examples})")
+        value = v * units[key]
     if value <= 0:
-        raise PktcharError(f"a rate must be positive, got {text!r} ({RATE_EXAMPLES})")
+        raise PktcharError(f"a {what} must be positive, got {text!r} ({examples})")
     return value
+
+
+def parse_rate(text: str | float) -> float:
+    """``100mbit`` / ``100Mbit/s`` / ``1gbit`` -> bits per second (SI); it must be positive."""
+    return _positive(text, "rate", _RATE_UNITS, "rate", "bit/s, kbit, mbit, gbit", RATE_EXAMPLES)
 
 
 def parse_duration(text: str | float, what: str = "latency") -> float:
     """``15ms`` -> 0.015 (seconds); it must be positive. A number without a unit is an error that names
     the units (``15`` could be seconds or milliseconds); a Python ``float`` is taken as seconds."""
-    if isinstance(text, int | float):
-        value = float(text)
-    else:
-        v, u = _split(text, what, f"a number and a time unit, {DURATION_EXAMPLES}")
-        if v <= 0:  # before the unit: "0" is a zero duration, not a missing unit
-            raise PktcharError(f"a {what} must be positive, got {text!r} ({DURATION_EXAMPLES})")
-        key = u.lower() if u != "µs" else u
-        if key not in _TIME_UNITS:
-            said = f"{what} {text!r} has no unit" if not u else f"unknown time unit {u!r} in {text!r}"
-            raise PktcharError(f"{said}: use s, ms, us, ns ({DURATION_EXAMPLES})")
-        value = v * _TIME_UNITS[key]
-    if value <= 0:
-        raise PktcharError(f"a {what} must be positive, got {text!r} ({DURATION_EXAMPLES})")
-    return value
+    return _positive(text, what, _TIME_UNITS, "time", "s, ms, us, ns", DURATION_EXAMPLES)
 
 
 def human_duration(seconds: float, digits: int = 3) -> str:
