@@ -139,32 +139,36 @@ def _present(output: Any, fmt: str, out: Path | None = None) -> None:
 
 
 @contextlib.contextmanager
+def _phases_shown(show: Callable[[str], None]) -> Iterator[None]:
+    """While inside, every phase the library announces (:mod:`pktchar.core.phases`) goes to ``show``."""
+    import logging
+
+    from ..core.phases import LOGGER
+
+    class Shown(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            show(record.getMessage())
+
+    log = logging.getLogger(LOGGER)
+    level, propagate, handler = log.level, log.propagate, Shown(logging.INFO)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    log.addHandler(handler)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
+@contextlib.contextmanager
 def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
     """Progress of a live run on stderr: yields ``progress(done, total)``. On a terminal, a progress bar
     whose description is the run's current phase (:mod:`pktchar.core.phases`); elsewhere (a pipe, a log file,
     CI) one line a phase and one every 10 s of progress, each with the seconds since the start."""
-    import logging
     import time
 
-    from ..core.phases import LOGGER
-
-    log = logging.getLogger(LOGGER)
-    start = time.monotonic()
-
-    class Shown(logging.Handler):
-        def __init__(self, show: Callable[[str], None]) -> None:
-            super().__init__(logging.INFO)
-            self.show = show
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.show(record.getMessage())
-
-    def line(text: str) -> None:
-        print(f"pktchar: [{time.monotonic() - start:.0f} s] {text}", file=sys.stderr, flush=True)
-
-    level, propagate = log.level, log.propagate
-    log.setLevel(logging.INFO)
-    log.propagate = False
     if sys.stderr.isatty():
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -176,16 +180,14 @@ def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
         )
         with Progress(*cols, console=_err_console(), transient=True) as bar:
             task = bar.add_task(description, total=None)
-            handler: logging.Handler = Shown(lambda text: bar.update(task, description=text))
-            log.addHandler(handler)
-            try:
+            with _phases_shown(lambda text: bar.update(task, description=text)):
                 yield lambda done, n: bar.update(task, completed=done, total=n)
-            finally:
-                log.removeHandler(handler)
-                log.setLevel(level)
-                log.propagate = propagate
         return
+    start = time.monotonic()
     said = {"at": 0.0}
+
+    def line(text: str) -> None:
+        print(f"pktchar: [{time.monotonic() - start:.0f} s] {text}", file=sys.stderr, flush=True)
 
     def progress(done: int, n: int) -> None:
         now = time.monotonic()
@@ -193,14 +195,8 @@ def _bar(description: str) -> Iterator[Callable[[int, int], None]]:
             said["at"] = now
             line(f"{description} {done}/{n}")
 
-    handler = Shown(line)
-    log.addHandler(handler)
-    try:
+    with _phases_shown(line):
         yield progress
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-        log.propagate = propagate
 
 
 def _live_end(
