@@ -268,7 +268,7 @@ def build(spec: ModelSpec, *, device: str = "meta", num_classes: int | None = No
         # Every factory on meta first; builders that compute with real tensors while constructing
         # (RegNet's width quantisation) then get meta storage for weights only (their arithmetic
         # stays on the CPU); the last resort is a CPU build moved to meta.
-        for factories in (_CONSTRUCTORS, _STORAGE):
+        for factories in (DEVICE_CONSTRUCTORS, _STORAGE):
             try:
                 with _MetaBuild(factories), _quiet():
                     model = spec.factory(**kwargs)
@@ -351,7 +351,6 @@ class _MetaBuild(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-_CONSTRUCTORS = DEVICE_CONSTRUCTORS
 # what modules allocate parameters and buffers with
 _STORAGE = frozenset({torch.empty, torch.empty_strided, torch.zeros, torch.ones, torch.full})
 
