@@ -55,24 +55,22 @@ def test_mobilenet_v1_both_modes(tmp_path):
     # names itself in its build event) ...
     assert {b["thread"] for b in par.builds} == {"create"}
     assert "create" not in {b["thread"] for b in seq.builds}
-    # ... so it saves what the sequential builds on the upload thread cost the link. A build stalls the link
-    # only once the edge's receive window is full (TCP grows the window as the connection goes: the first
-    # build, early, stalled most of its time here, later ones little), so what they cost is the uplink's
-    # idle time during them in the capture; the last build starts after the last byte is in, and costs none.
-    stalled = _link_idle(seq, [(b["start_s"], b["start_s"] + b["seconds"]) for b in seq.builds[:-1]])
-    # The saving, net of the queries: they share the uplink and differ between the modes (in number, and in
-    # size as their split moves with the partitions built), so each mode's upload time less the wire time
-    # of everything its uplink carried during it (stall_s; both modes carry the same partition bytes).
-    assert seq.stall_s is not None and par.stall_s is not None
-    saved = seq.stall_s - par.stall_s
-    # Tolerance, half: on this loaded 2-core machine the parallel mode's create thread takes a core from the
-    # edge's receiver and tcpdump, so its own builds idled the uplink too (10-47 ms in 5 runs of this plan),
-    # and a run's stall wanders by some 40 ms. With this plan the sequential builds stalled 34-132 ms and
-    # saved/stalled was 0.63-0.92 (5 runs, 3 of them with the parallel mode run first). upload() runs the
-    # sequential mode first, and running second alone favoured a mode by about 40 ms (mean of 6 runs with
-    # both modes building on the upload thread): so this can fail, but a regression that builds on the
-    # upload thread is caught for sure by the thread check above (the timing caught 1 such run of 3).
-    assert saved >= 0.5 * stalled, (saved, stalled, seq.stall_s, par.stall_s)
+    # ... so its builds leave the uplink busy where the sequential ones idled it. A build stalls the link only
+    # once the edge's receive window is full (TCP grows the window as the connection goes: the first build,
+    # early, stalls most of its time, later ones little), so what a mode's builds cost is the uplink's idle
+    # time during them in the capture; the last build starts after the last byte is in, and costs none.
+    spans = {m.mode: [(b["start_s"], b["start_s"] + b["seconds"]) for b in m.builds[:-1]] for m in (seq, par)}
+    stalled, idle_par = _link_idle(seq, spans["sequential"]), _link_idle(par, spans["parallel"])
+    # 9 runs of this plan (2026-12-01, 3 quiet, 6 beside other work): the sequential builds idled the link
+    # 36-61 ms, the parallel builds 0.6-10.5 ms (the create thread takes a core from the edge's receiver and
+    # tcpdump): a factor of 3.8 or more. Equal idling would mean the builds block the upload again.
+    assert idle_par < stalled, (idle_par, stalled)
+    # The paper's measure, upload completion: parallel creation not slower. Tolerance, the widest run-to-run
+    # spread of one mode's upload time in those 9 runs (sequential 2.341-2.503 s, parallel 2.254-2.317 s),
+    # 0.16 s: the builds here are short (tens of ms, against 0.9 s saved in the paper's MobileNet row), so
+    # the saving itself (0.05-0.25 s in those runs, parallel faster in all 9) is within a run's noise, and
+    # what the test can hold on every run is that parallel creation costs the upload nothing beyond it.
+    assert par.upload_s <= seq.upload_s + 0.16, (par.upload_s, seq.upload_s)
 
 
 def _link_idle(m, spans: list[tuple[float, float]]) -> float:
