@@ -431,11 +431,6 @@ class Result:
     def pcap(self) -> Path:
         return self.artifacts.pcap
 
-    @property
-    def extra(self) -> dict[str, Any]:
-        """The scenario's details as the result file holds them (``extra``); code reads ``details``."""
-        return self.details.to_dict() if self.details is not None else {}
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": RESULT_KIND,
@@ -457,7 +452,8 @@ class Result:
             "error": self.error,
             "interrupted": self.interrupted,
             "notes": self.notes,
-            **({"extra": self.extra} if self.extra else {}),
+            # the scenario's own details, under the result file's key for them since version 1
+            **({"extra": extra} if (extra := self.details.to_dict() if self.details else {}) else {}),
             **({"application": self.application.to_dict()} if self.application is not None else {}),
         }
 
