@@ -54,7 +54,10 @@ if kind == "module":
     runpy.run_module(target, run_name="__main__", alter_sys=True)
 else:
     sys.argv = ["pktchar", *args]
-    from pktchar.cli.app import main
+    try:
+        from pktchar.cli.app import main
+    except ImportError:  # a tree from before the CLI became a package (pktchar/cli.py)
+        from pktchar.cli import main
     sys.exit(main())
 """
 
@@ -163,6 +166,11 @@ def main() -> None:
     ap.add_argument(
         "--profile-before", default="05d7884", help="Commit to measure profile vgg16 on too ('' to skip)"
     )
+    ap.add_argument(
+        "--redesign-before",
+        default="1720f92",
+        help="Commit before the layered redesign (issue 17): qos and profile measured on it too ('' to skip)",
+    )
     ap.add_argument("--no-write", action="store_true", help="Print only; leave reports/benchmarks.md alone")
     ap.add_argument("--out", type=Path, default=REPORT, help="results file (default: reports/benchmarks.md)")
     a = ap.parse_args()
@@ -190,6 +198,11 @@ def main() -> None:
         if a.profile_before:
             old_p = before_tree(a.profile_before, Path(tmp) / "profile-before")
             cells[f"{PROFILE} (at {a.profile_before})"] = (py + profile_args, env_for(old_p))
+
+        if a.redesign_before:
+            old_r = before_tree(a.redesign_before, Path(tmp) / "redesign-before")
+            for label, args in ((cases[1][0], cases[1][1]), (PROFILE, profile_args)):
+                cells[f"{label} (at {a.redesign_before})"] = (py + args, env_for(old_r))
 
         runs: dict[str, list] = {k: [] for k in cells}
         for _ in range(a.repeats):  # interleaved rounds: load on the machine hits every cell alike
@@ -269,6 +282,7 @@ def report(
             f"- the same before the collector freeze (commit {a.profile_before}): {old_p['wall_s']:.2f} s wall, "
             f"{old_p['wall_s'] / bare['wall_s']:.2f}x the bare import (CPU {old_p['cpu_s'] / bare['cpu_s']:.2f}x)."
         )
+    verdicts += redesign_verdicts(rows, a.redesign_before)
     fair = rows[FROZEN_LABEL]
     if "error" not in prof and "error" not in fair:
         verdicts.append(
@@ -288,6 +302,23 @@ def report(
         "imported) cost nothing here; torchvision's models are imported by the bare import too.",
     ]
     return "\n".join(lines + verdicts + notes)
+
+
+def redesign_verdicts(rows: dict[str, dict], commit: str) -> list[str]:
+    """The light commands before the layered redesign (``commit``) and now: CPU time, the steadier figure
+    on a shared machine, with wall time beside it; "no slower" allows the 5% a median of 5 wanders here."""
+    out = []
+    for label in ("pktchar qos --payload 270kB --latency 15ms", PROFILE):
+        old, new = rows.get(f"{label} (at {commit})") if commit else None, rows[label]
+        if not old or "error" in old or "error" in new:
+            continue
+        ok = new["cpu_s"] <= old["cpu_s"] * 1.05
+        out.append(
+            f"- `{label}` before the layered redesign (commit {commit}) and now: CPU {old['cpu_s']:.2f} -> "
+            f"{new['cpu_s']:.2f} s, wall {old['wall_s']:.2f} -> {new['wall_s']:.2f} s, peak RSS "
+            f"{old['rss_mb']:.0f} -> {new['rss_mb']:.0f} MB: **{'no slower' if ok else 'SLOWER'}**."
+        )
+    return out
 
 
 if __name__ == "__main__":

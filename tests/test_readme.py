@@ -1007,6 +1007,15 @@ def test_bench_light(tmp_path: Path) -> None:
     assert cells(text, "`pktchar qos --payload 270kB --latency 15ms`")[-1] == "no"
     assert cells(text, "`pktchar qos --payload 270kB --latency 15ms (at e21ca51)`")[-1] == "**yes**"
     assert "torch imported by a light command: none" in text
+    # the layered redesign's before and after, both commands (the tree before it had cli.py, not cli/)
+    assert (
+        len(
+            re.findall(
+                r"before the layered redesign \(commit 1720f92\) and now: CPU [\d.]+ -> [\d.]+ s", text
+            )
+        )
+        == 2
+    )
 
 
 @pytest.mark.slow
