@@ -179,7 +179,7 @@ def check(cfg: FleetConfig) -> None:
         raise PktcharError(f"{n} devices is more than this machine runs ({MAX_DEVICES}: each device is a sender and a "
                            f"receiver process on {os.cpu_count()} cores)")  # fmt: skip
     if cfg.frames < 2:
-        raise PktcharError(f"--frames must be at least 2, got {cfg.frames}")
+        raise PktcharError(f"`frames` must be at least 2, got {cfg.frames}")
     for g in cfg.groups:
         if g.fps <= 0:
             raise PktcharError(f"group {g.name or g.model}: fps must be positive, got {g.fps:g}")
@@ -490,10 +490,10 @@ def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list
     """The fleet at 1..``upto`` devices of its (single) group, each on a fresh topology."""
     if len(cfg.groups) != 1:
         raise PktcharError(
-            "--sweep grows one group of devices: give one model and split, not a mixed scenario"
+            "`sweep` grows one group of devices: give one model and split, not a mixed scenario"
         )
     if upto > MAX_DEVICES:
-        raise PktcharError(f"--sweep 1..{upto} is more devices than this machine runs ({MAX_DEVICES})")
+        raise PktcharError(f"`sweep` 1..{upto} is more devices than this machine runs ({MAX_DEVICES})")
     from .netns import require_root
 
     if not cfg.to or cfg.capture_iface:
