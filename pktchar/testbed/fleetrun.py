@@ -474,12 +474,12 @@ def fleet(
     res = run(sc, pcap, calibrate_link=False, progress=progress, hosts=hosts)
     if cfg.to:
         res.notes.append(
-            "between real hosts: no shaping and no namespaces (the model's rates are --uplink and --edge-link as "
-            "given); frames are timed from their send to the edge's answer back at this host"
+            "between real hosts: no shaping and no namespaces (the model's rates are the uplink and edge "
+            "link rates given); frames are timed from their send to the edge's answer back at this host"
             + (
                 ""
                 if cfg.capture_iface
-                else "; no capture (give --capture-iface as root): application timings only"
+                else "; no capture (a capture needs a capture interface, and root): application timings only"
             )
         )
         res.save()
