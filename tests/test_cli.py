@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -362,3 +363,68 @@ def test_fleet_scenario_file_over_the_flags(tmp_path):
 def test_fleet_errors_name_the_flags(args, line):
     r = run_cli(*args)
     assert r.returncode == 2 and r.stderr.strip() == line
+
+
+def _scenario(path: Path, groups: int) -> Path:
+    """A fleet scenario file of ``groups`` groups of one VGG-16 device each."""
+    path.write_text("".join('[[group]]\nmodel = "vgg16"\nsplit = "features.30"\n\n' for _ in range(groups)))
+    return path
+
+
+def test_testbed_errors_name_fields_and_the_commands_their_flags(tmp_path):
+    """The testbed's errors name the fields of its configs in backticks (a Python caller reads the field);
+    each command that can raise one says its own flag instead. Every case fails before anything runs (no
+    root, no model built): the limits are this machine's cores, the fleet's device cap and a folder's
+    sub-folders, counted here."""
+    from pktchar.core.errors import PktcharError, raw
+    from pktchar.testbed import fleetrun
+    from pktchar.testbed.trainsync import TrainConfig
+    from pktchar.testbed.trainsync.run import check as train_check
+    from pktchar.testbed.upload import UploadConfig
+    from pktchar.testbed.upload import check as upload_check
+
+    cores = os.cpu_count()
+    cap = fleetrun.MAX_DEVICES + 1  # one device more than a fleet may have
+    images = tmp_path / "images"
+    for c in ("cat", "dog", "fox"):  # an ImageFolder of 3 classes, one sub-folder each
+        (images / c).mkdir(parents=True)
+    two = _scenario(tmp_path / "two.toml", 2)
+
+    def api(call: Any) -> str:
+        """The error's text with its field marks, checked against the text a Python caller reads."""
+        with pytest.raises(PktcharError) as e:
+            call()
+        assert str(e.value) == raw(e.value).replace("`", "")  # the bare field: `device_cpu` -> device_cpu
+        return raw(e.value)
+
+    cases = [
+        (
+            lambda: upload_check(UploadConfig("mobilenet_v1", device_cpu=1000)),
+            f"`device_cpu` must be in (0, {cores}] (cores of this machine), got 1000",
+            ["upload", "mobilenet_v1", "--device-cpu", "1000"],
+            f"--device-cpu must be in (0, {cores}] (cores of this machine), got 1000",
+        ),
+        (
+            lambda: fleetrun.sweep(fleetrun.config_from(None, model="vgg16", split="features.30"), cap),
+            f"`sweep` 1..{cap} is more devices than this machine runs ({cap - 1})",
+            ["fleet", "vgg16", "--split", "features.30", "--sweep", f"1..{cap}"],
+            f"--sweep 1..{cap} is more devices than this machine runs ({cap - 1})",
+        ),
+        (
+            lambda: fleetrun.sweep(fleetrun.config_from(two), 2),
+            "`sweep` grows one group of devices: give one model and split, not a mixed scenario",
+            ["fleet", "--scenario", str(two), "--sweep", "1..2"],
+            "--sweep grows one group of devices: give one model and split, not a mixed scenario",
+        ),
+        (
+            lambda: train_check(TrainConfig(workers=1, classes=2, data=str(images))),
+            f"`data` {images} has 3 classes (sub-folders), more than `classes` 2",
+            ["train-sync", "--preset", "seed000", "--workers", "1", "--data", str(images), "--classes", "2"],
+            f"--data {images} has 3 classes (sub-folders), more than --classes 2",
+        ),
+    ]
+    for call, field_text, argv, flag_text in cases:
+        assert api(call) == field_text
+        r = run_cli(*argv)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.strip() == f"pktchar: error: {flag_text}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 
 import pytest
@@ -130,9 +131,9 @@ def test_named_partitions_check_names_and_order():
 
 
 def test_bad_upload_arguments_are_one_line():
-    with pytest.raises(PktcharError, match=r"--device-cpu must be in \(0, "):
+    with pytest.raises(PktcharError, match=r"^device_cpu must be in \(0, "):
         check(UploadConfig("mobilenet_v1", device_cpu=0))
-    with pytest.raises(PktcharError, match="--device-cpu"):
+    with pytest.raises(PktcharError, match=rf"^device_cpu must be in \(0, {os.cpu_count()}\] .*, got 1000$"):
         check(UploadConfig("mobilenet_v1", device_cpu=1000))
     with pytest.raises(PktcharError, match="^create must be sequential, parallel or both"):
         check(UploadConfig("mobilenet_v1", create="fast"))

@@ -783,7 +783,7 @@ def test_serve_and_its_clients_on_this_host(tmp_path: Path) -> None:
         assert f"serving on 127.0.0.1:{port}" in "".join(server.lines)
         p = sh(REPLAY_TO, tmp_path, port=port)
         out = ok(p)
-        assert "no capture (give --capture-iface as root)" in out
+        assert "no capture (a capture needs a capture interface, and root)" in out
         res = next((tmp_path / "captures").glob("*.result.json"))
         assert not list((tmp_path / "captures").glob("*.pcap"))  # no capture, no pcap
         assert f"wrote captures/{res.name}" in p.stderr

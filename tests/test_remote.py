@@ -1,7 +1,8 @@
 """`replay --to HOST:PORT` between real hosts (here: loopback, no root, nothing shaped): without a capture
 the run shows its frames at the application (send -> the edge's answer back here) against a prediction
-at the rate the calibration measured on the path, says that --link is not enforced, and lists only files
-it wrote. The figures are worked out here from result.json's raw fields, not read back from the code."""
+at the rate the calibration measured on the path, says that the link rate given (--link) is not
+enforced, and lists only files it wrote. The figures are worked out here from result.json's raw fields,
+not read back from the code."""
 
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ def test_replay_to_judges_frames_at_the_path_rate(tmp_path, edge):
     # the calibration says what the path carried, not an error against a 100 Mbit/s model nothing enforces
     text = " ".join(out.split())  # the lines as said (the terminal wraps them at 200 columns)
     cal_line = text[text.index("calibration:") : text.index("frames:")]
-    assert "the path carried" in cal_line and "--link 100 Mbit/s not enforced" in cal_line
+    assert "the path carried" in cal_line and "the link rate given, 100 Mbit/s, not enforced" in cal_line
     assert "model" not in cal_line and "%" not in cal_line
 
     # every file listed exists and belongs to this run: no capture was made, so no pcap is listed
@@ -135,7 +136,9 @@ def test_replay_to_without_calibration_judges_at_link_and_says_nothing_enforces_
     t = _pktchar("replay", "resnet18", "--split", "avgpool", "--frames", "2", "--to", f"127.0.0.1:{edge}",
                  "--link", "100mbit", "--no-calibrate", "--pcap", str(tmp_path / "nc2.pcap"))  # fmt: skip
     assert t.returncode == 0, t.stderr
-    assert "--link 100 Mbit/s as given, which nothing on this path enforces" in " ".join(t.stdout.split())
+    assert "the link rate given (100 Mbit/s), which nothing on this path enforces" in " ".join(
+        t.stdout.split()
+    )
     assert "calibration:" not in t.stdout and "measured (ms)" in t.stdout
 
 

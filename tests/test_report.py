@@ -115,7 +115,7 @@ def test_latex_compiles(report):
 def test_refuses_to_overwrite(report, tmp_path):
     d, _ = report
     write(d, tmp_path / "x")
-    with pytest.raises(PktcharError, match="--force"):
+    with pytest.raises(PktcharError, match="choose another out or pass force$"):
         write(d, tmp_path / "x")
     write(d, tmp_path / "x", force=True)
 

@@ -204,7 +204,7 @@ def test_rendezvous_port_in_use_is_one_line() -> None:
     import subprocess
     import sys
 
-    from pktchar.core.errors import PktcharError
+    from pktchar.core.errors import PktcharError, raw
     from pktchar.testbed.netns import Link, Topology
     from pktchar.testbed.trainsync import port_free
 
@@ -214,8 +214,9 @@ def test_rendezvous_port_in_use_is_one_line() -> None:
         holder = topo.popen("w0", [sys.executable, "-c", code], stdout=subprocess.PIPE)
         assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
         port_free(topo, "w0", 29501)  # another port is free
-        with pytest.raises(PktcharError, match="rendezvous port 29500 is in use on w0"):
+        with pytest.raises(PktcharError, match="rendezvous port 29500 is in use on w0") as e:
             port_free(topo, "w0", 29500)
+        assert raw(e.value).endswith(": choose another `port`")  # the field; train-sync says --port
         holder.kill()
         holder.wait()
 

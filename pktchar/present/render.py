@@ -235,8 +235,8 @@ def tex_escape(s: str, powers: bool = True) -> str:
 
 
 def tex_command(s: str) -> str:
-    """A command line in typewriter type, as typed: every ``-`` kept apart (``-{}``), so ``--res`` never
-    becomes an en dash and survives a copy from the PDF."""
+    """A command line in typewriter type, as typed: every ``-`` kept apart (``-{}``), so an option's double
+    hyphen never becomes an en dash and survives a copy from the PDF."""
     return r"\texttt{" + tex_escape(s, powers=False).replace("-", "-{}") + "}"
 
 

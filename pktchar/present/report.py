@@ -307,7 +307,7 @@ def write(d: ReportData, out: str | Path, *, force: bool = False) -> dict[str, P
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not force:
-            raise PktcharError(f"{out} exists and is not empty: choose another --out or pass --force")
+            raise PktcharError(f"{out} exists and is not empty: choose another `out` or pass `force`")
         for sub in ("figures", "tables"):
             shutil.rmtree(out / sub, ignore_errors=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ def write_folder(
     every table (md inline, tex as fragments), every figure (PNG and PDF) and ``data`` as JSON."""
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not force:
-        raise PktcharError(f"{out} exists and is not empty: choose another folder or pass --force")
+        raise PktcharError(f"{out} exists and is not empty: choose another folder or pass `force`")
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     for stem, _, fig in figs:

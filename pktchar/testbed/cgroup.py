@@ -39,9 +39,10 @@ def available() -> str | None:
 
 
 def check_fraction(fraction: float) -> float:
+    """``fraction`` checked: cores of this machine (its one caller's field, ``UploadConfig.device_cpu``)."""
     cores = os.cpu_count() or 1
     if not 0 < fraction <= cores:
-        raise PktcharError(f"--device-cpu must be in (0, {cores}] (cores of this machine), got {fraction:g}")
+        raise PktcharError(f"`device_cpu` must be in (0, {cores}] (cores of this machine), got {fraction:g}")
     return fraction
 
 
@@ -53,7 +54,7 @@ class CpuLimit:
         self.kind = available()
         if self.kind is None:
             raise PktcharError(
-                "--device-cpu needs a cgroup CPU controller (cgroup v2 cpu.max or v1 cpu.cfs_quota_us); "
+                "`device_cpu` needs a cgroup CPU controller (cgroup v2 cpu.max or v1 cpu.cfs_quota_us); "
                 "this machine has neither"
             )
         root = _v2_root() if self.kind == "v2" else V1

@@ -179,7 +179,7 @@ def check(cfg: FleetConfig) -> None:
         raise PktcharError(f"{n} devices is more than this machine runs ({MAX_DEVICES}: each device is a sender and a "
                            f"receiver process on {os.cpu_count()} cores)")  # fmt: skip
     if cfg.frames < 2:
-        raise PktcharError(f"--frames must be at least 2, got {cfg.frames}")
+        raise PktcharError(f"`frames` must be at least 2, got {cfg.frames}")
     for g in cfg.groups:
         if g.fps <= 0:
             raise PktcharError(f"group {g.name or g.model}: fps must be positive, got {g.fps:g}")
@@ -474,12 +474,12 @@ def fleet(
     res = run(sc, pcap, calibrate_link=False, progress=progress, hosts=hosts)
     if cfg.to:
         res.notes.append(
-            "between real hosts: no shaping and no namespaces (the model's rates are --uplink and --edge-link as "
-            "given); frames are timed from their send to the edge's answer back at this host"
+            "between real hosts: no shaping and no namespaces (the model's rates are the uplink and edge "
+            "link rates given); frames are timed from their send to the edge's answer back at this host"
             + (
                 ""
                 if cfg.capture_iface
-                else "; no capture (give --capture-iface as root): application timings only"
+                else "; no capture (a capture needs a capture interface, and root): application timings only"
             )
         )
         res.save()
@@ -490,10 +490,10 @@ def sweep(cfg: FleetConfig, upto: int, progress: Progress | None = None) -> list
     """The fleet at 1..``upto`` devices of its (single) group, each on a fresh topology."""
     if len(cfg.groups) != 1:
         raise PktcharError(
-            "--sweep grows one group of devices: give one model and split, not a mixed scenario"
+            "`sweep` grows one group of devices: give one model and split, not a mixed scenario"
         )
     if upto > MAX_DEVICES:
-        raise PktcharError(f"--sweep 1..{upto} is more devices than this machine runs ({MAX_DEVICES})")
+        raise PktcharError(f"`sweep` 1..{upto} is more devices than this machine runs ({MAX_DEVICES})")
     from .netns import require_root
 
     if not cfg.to or cfg.capture_iface:

@@ -252,7 +252,7 @@ class Topology:
         wants_netem = self.link.delay is not None or self.link.loss is not None
         self.netem = wants_netem and has_netem()
         if wants_netem and not self.netem:
-            raise TestbedError("--delay/--loss need the netem qdisc, which this kernel does not have")
+            raise TestbedError("`delay`/`loss` need the netem qdisc, which this kernel does not have")
         for k, ep in enumerate(self.endpoints):
             ns = self.ns_name(ep)
             run(["ip", "netns", "add", ns])

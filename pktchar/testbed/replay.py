@@ -202,10 +202,10 @@ class Replay:
             at = (f"the round trip of an empty frame ({calibration.rtt_s or 0:.6f} s) + (payload + "
                   f"{self.transport.app_header} B) x 8 / the goodput the calibration carried over the path "
                   f"({calibration.goodput_measured_bps:.0f} bit/s)" if calibration
-                  else "rate_bps (--link as given; no calibration)")  # fmt: skip
+                  else "rate_bps (the link rate given; no calibration)")  # fmt: skip
             notes = (
-                "between real hosts nothing shapes the path: rate_bps is --link as given, not enforced; each "
-                f"frame's time (send -> the edge's answer back at the sender) is judged at {at}",
+                "between real hosts nothing shapes the path: rate_bps is the link rate given, not enforced; "
+                f"each frame's time (send -> the edge's answer back at the sender) is judged at {at}",
             )
         return Prediction("replay", {**self.config(), "split": self.split_name}, (flow,), notes=notes)
 
@@ -316,20 +316,20 @@ def _replay_to(cfg: ReplayConfig, measured: Measured | None, progress: Progress 
 
 
 def _judge_at_the_path(res: Result, cfg: ReplayConfig, stale: bool) -> None:
-    """Between real hosts nothing enforces ``--link``: time each frame at this host (send -> the edge's
-    answer back here) against the rate the calibration measured on the path (``--link`` without one)."""
+    """Between real hosts nothing enforces ``cfg.link``: time each frame at this host (send -> the edge's
+    answer back here) against the rate the calibration measured on the path (``cfg.link`` without one)."""
     from ..core.units import human_rate
 
     flow = res.prediction.flow()
     res.application = AppTiming.of(res.frames, flow.app_header, cfg.link, res.calibration)
     res.notes.append(
-        f"between real hosts nothing shapes the path: --link {human_rate(cfg.link)} is only what was given (the "
-        "prediction file's rate), not enforced; the edge's clock is another machine's, so a frame's time runs "
-        "from its send to the edge's answer back at this host"
+        f"between real hosts nothing shapes the path: the link rate given ({human_rate(cfg.link)}) is only "
+        "the prediction file's rate, not enforced; the edge's clock is another machine's, so a frame's time "
+        "runs from its send to the edge's answer back at this host"
         + (
             ""
             if cfg.capture_iface
-            else "; no capture (give --capture-iface as root): application timings only"
+            else "; no capture (a capture needs a capture interface, and root): application timings only"
         )
     )
     if stale:

@@ -319,13 +319,13 @@ class AppTiming:
     time from its send call to the edge's answer back at the sender (the edge's clock is another
     machine's) against ``rtt_s + (payload + app_header) x 8 / rate_bps``. With a calibration (``basis``
     "calibrated") ``rate_bps`` is the goodput its bulk frame carried over the path and ``rtt_s`` the round
-    trip of its empty frames; without one (``basis`` "link") ``rate_bps`` is ``--link`` as given, a rate
-    nothing enforces, and ``rtt_s`` is 0."""
+    trip of its empty frames; without one (``basis`` "link") ``rate_bps`` is ``link_bps``, the link rate
+    given, a rate nothing enforces, and ``rtt_s`` is 0."""
 
     basis: str  # "calibrated" | "link"
     rate_bps: float
     rtt_s: float  # the round trip of an empty frame, measured in calibration (0 without one)
-    link_bps: float  # --link: what the user said; not enforced between real hosts
+    link_bps: float  # the link rate given (ReplayConfig.link); not enforced between real hosts
     app_header: int
     frames: tuple[AppFrame, ...]
 

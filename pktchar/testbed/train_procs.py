@@ -98,7 +98,7 @@ def describe(net: Any) -> dict[str, Any]:
 
 
 def batches(args: argparse.Namespace) -> tuple[Iterator[Any], dict[str, Any]]:
-    """An endless iterator of (images, labels): an ImageFolder at ``--data`` or synthetic CIFAR-100-shaped
+    """An endless iterator of (images, labels): an ImageFolder at ``args.data`` or synthetic CIFAR-100-shaped
     tensors (random pixels: the traffic does not depend on them); and what was loaded, for the worker's
     ``compute`` event: the source, and for a folder its images and classes as found on disk."""
     import torch
@@ -111,7 +111,10 @@ def batches(args: argparse.Namespace) -> tuple[Iterator[Any], dict[str, Any]]:
             transform=transforms.Compose([transforms.Resize((args.res, args.res)), transforms.ToTensor()]),
         )
         if len(ds.classes) > args.classes:
-            raise ValueError(f"--data has {len(ds.classes)} classes, more than --classes {args.classes}")
+            raise ValueError(
+                f"the ImageFolder {args.data} has {len(ds.classes)} classes, more than the head's "
+                f"{args.classes}"
+            )
         per_class = [0] * len(ds.classes)
         for _, target in ds.samples:
             per_class[target] += 1

@@ -30,7 +30,7 @@ def carrier_text(r: Requirements) -> str:
 
     c = r.carrier
     if c is None:
-        return "no radio or link named (--radio, --link): rate not checked"
+        return "no radio or link: rate not checked"
     f = r.carrier_factor or 0.0
     verdict = "yes" if r.carried else "NO"
     what = "IP" if c.layer == "ip" else "wire"
@@ -97,7 +97,7 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
     fit = r.fitting
     fit_text = list_text(fit, f"none of the {len(r.fits)} standardized 5QIs fits")
     if r.carrier is None:
-        fit_text += " (on PDB, PER and MDBV; rate not checked: name --radio or --link)"
+        fit_text += " (on PDB, PER and MDBV; rate not checked without a radio or link)"
     rows.append(("standardized 5QIs that fit", fit_text))
     rows.append(("delay-critical GBR 5QIs that fit", list_text(r.fitting_dc_gbr)))
     if not fit:

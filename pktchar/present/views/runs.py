@@ -104,8 +104,8 @@ def path_calibration_line(c: Calibration) -> str:
     rtt = f", less the {human_duration(c.rtt_s)} round trip of an empty frame" if c.rtt_s else ""
     return (
         f"calibration: {c.bytes:,} B in {human_duration(c.seconds)} (send -> the edge's answer back here{rtt}): "
-        f"the path carried {human_rate(c.goodput_measured_bps, 4)} of goodput (nothing shapes it; --link "
-        f"{human_rate(c.link_rate_set_bps)} not enforced)"
+        f"the path carried {human_rate(c.goodput_measured_bps, 4)} of goodput (nothing shapes it; the link "
+        f"rate given, {human_rate(c.link_rate_set_bps)}, not enforced)"
     )
 
 
@@ -123,8 +123,8 @@ def app_timing_line(r: Result) -> str:
             f"x 8 / the goodput the path carried in calibration ({rate})"
         )
     return (
-        f"frames: {what} (payload + {a.app_header} B header) x 8 / --link {rate} as given, which nothing on this "
-        "path enforces (no calibration, no round trip measured)"
+        f"frames: {what} (payload + {a.app_header} B header) x 8 / the link rate given ({rate}), which "
+        "nothing on this path enforces (no calibration, no round trip measured)"
     )
 
 

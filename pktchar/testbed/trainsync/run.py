@@ -49,6 +49,11 @@ def check(cfg: TrainConfig) -> None:
         raise PktcharError(f"`port` must be 1024..65535, got {cfg.port}")
     if cfg.data and not Path(cfg.data).is_dir():
         raise PktcharError(f"`data` {cfg.data} is not a folder (an ImageFolder: one sub-folder a class)")
+    if cfg.data and (found := sum(p.is_dir() for p in Path(cfg.data).iterdir())) > cfg.classes:
+        # an ImageFolder's classes are its sub-folders: the workers would refuse it after starting
+        raise PktcharError(
+            f"`data` {cfg.data} has {found} classes (sub-folders), more than `classes` {cfg.classes}"
+        )
     Link(cfg.link)
 
 

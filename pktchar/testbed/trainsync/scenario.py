@@ -199,5 +199,5 @@ def port_free(topo: Topology, ep: str, port: int) -> None:
                        text=True, timeout=30)  # fmt: skip
     if r.returncode != 0:
         raise PktcharError(
-            f"the rendezvous port {port} is in use on {ep} ({topo.eps[ep].ip}): choose another --port"
+            f"the rendezvous port {port} is in use on {ep} ({topo.eps[ep].ip}): choose another `port`"
         )
