@@ -186,7 +186,11 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
             ("paper", "The paper's two-board time beside pktchar's predictions.", figures.train_paper(prows))
         )
     paper_lines = views.train_paper_lines(prows) if prows else []
-    doc = {"paper_explained": paper_lines, "runs": [r.to_dict() for r in reps], "paper": prows}
+    doc = {
+        "paper_explained": paper_lines,
+        "runs": [r.to_dict() for r in reps],
+        "paper": [r.to_dict() for r in prows],
+    }
     return write_folder(
         out,
         "pktchar train-sync: data-parallel training sync (DDP over gloo) on the testbed",
