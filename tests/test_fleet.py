@@ -251,6 +251,7 @@ def test_fleet_qos_view_by_hand():
 
     from pktchar.core.packets import Transport
     from pktchar.present import views
+    from pktchar.testbed.fleetrun import FleetRun
     from pktchar.testbed.netns import Link
     from pktchar.testbed.runner import predict_frames
     from pktchar.testbed.schema import FlowPrediction, Prediction
@@ -261,9 +262,10 @@ def test_fleet_qos_view_by_hand():
     )
     cfg = {"groups": [{"name": "cam", "count": 3, "model": "vgg16", "split": "features.30", "fps": 10}],
            "latency": None}  # fmt: skip
-    run = SimpleNamespace(result=SimpleNamespace(config=cfg, prediction=Prediction("fleet", cfg, flows)),
-                          predicted=SimpleNamespace(edge_rate=20e6), devices=3)  # fmt: skip
-    _, rows = views.fleet_qos(run, None, "ul", None)  # type: ignore[arg-type]
+    result = SimpleNamespace(config=cfg, prediction=Prediction("fleet", cfg, flows))
+    run = FleetRun(3, SimpleNamespace(edge_rate=20e6), [], result)  # type: ignore[arg-type]
+    assert [d.name for d in run.demands()] == ["cam: 3 x vgg16 features.30"]
+    _, rows = views.fleet_qos(run, None, "ul", None)
     # one camera: 104,996 B of Ethernet frames (wire: + 8 B preamble/SFD, 12 B gap, 4 B FCS a packet,
     # 70 packets) every 100 ms = 8.53 Mbit/s on the wire, against its 80 Mbit/s uplink: room x9.38
     assert rows[0]["rate_bps"] == pytest.approx((104_996 + 70 * 24) * 8 * 10)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..model.table import PacketTable
     from ..testbed.compare import Comparison
     from ..testbed.fleetrun import FleetRun
+    from ..testbed.trainsync import PaperRow
     from ..testbed.upload import UploadReport
 
 _BYTES_FMT = FuncFormatter(lambda v, _: human_bytes(v, 2) if v > 0 else "0")
@@ -352,14 +353,14 @@ def train_workers(reps: Sequence[object]) -> Figure:
     return fig
 
 
-def train_paper(rows: Sequence[dict[str, object]]) -> Figure:
+def train_paper(rows: Sequence[PaperRow]) -> Figure:
     """The paper's two-board time and pktchar's predictions, one bar a setup."""
     fig = Figure(figsize=(8.5, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    labels = [str(r["what"]) for r in rows]
+    labels = [r.what for r in rows]
     from ..testbed.trainsync import PAPER
 
-    vals = [_seconds(r["total"]) for r in rows]
+    vals = [r.total for r in rows]
     ys = list(range(len(rows)))
     ax.barh(ys, vals, color="C0")
     paper = PAPER["two_boards_s"]
@@ -373,11 +374,6 @@ def train_paper(rows: Sequence[dict[str, object]]) -> Figure:
     ax.set_title("Two boards at 1 Gbit/s: the paper's time and pktchar's predictions", fontsize=9)
     ax.grid(True, axis="x", alpha=0.3)
     return fig
-
-
-def _seconds(x: object) -> float:
-    """A time of :func:`pktchar.testbed.trainsync.paper_rows`: a number, or text as it gives some ("9,310")."""
-    return float(x) if isinstance(x, int | float) else float(str(x).replace(",", ""))
 
 
 def textwrap_short(text: str, width: int = 48) -> str:

@@ -141,22 +141,17 @@ def write_upload(reps: list[Any], out: str | Path, *, command: str = "", force: 
 def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str = "") -> Path:
     """A fleet report folder: the per-device table of each run and, for a sweep, the sweep table and the
     latency-against-fleet-size figure."""
-    from ..core.fleet_model import first_miss, saturation_n
+    from ..testbed.fleetrun import summarise_sweep
 
-    first = runs[0]
-    g = first.result.config["groups"][0]
-    sat = saturation_n(
-        first.result.prediction.flows[0].frames[0].payload, g["fps"], first.predicted.edge_rate
-    )
-    miss = first_miss(views.sweep_points(runs))
+    first, summary = runs[0], summarise_sweep(runs)
     tables = [("sweep", views.sweep_table(runs))] if len(runs) > 1 else []
     tables += [(f"fleet-{r.devices}", views.fleet_devices_table(r)) for r in runs]
     tables.append(("qos", views.fleet_qos(runs[-1], None, "ul", None)[0]))  # the largest fleet's flows
     figs = []
     if len(runs) > 1:
         figs.append(("latency-vs-devices", "Latency a frame against fleet size, predicted and measured.",
-                     figures.fleet_sweep(runs, sat, budget)))  # fmt: skip
-    bullets = views.sweep_lines(runs, sat, miss) if len(runs) > 1 else views.fleet_lines(first)
+                     figures.fleet_sweep(runs, summary.predicted_saturation, budget)))  # fmt: skip
+    bullets = views.sweep_summary_lines(summary) if len(runs) > 1 else views.fleet_lines(first)
     return write_folder(out, "pktchar fleet: many devices to one edge server", tables=tables, figs=figs,
                         data=[r.to_dict() for r in runs], command=command, bullets=bullets)  # fmt: skip
 
@@ -186,7 +181,11 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
             ("paper", "The paper's two-board time beside pktchar's predictions.", figures.train_paper(prows))
         )
     paper_lines = views.train_paper_lines(prows) if prows else []
-    doc = {"paper_explained": paper_lines, "runs": [r.to_dict() for r in reps], "paper": prows}
+    doc = {
+        "paper_explained": paper_lines,
+        "runs": [r.to_dict() for r in reps],
+        "paper": [r.to_dict() for r in prows],
+    }
     return write_folder(
         out,
         "pktchar train-sync: data-parallel training sync (DDP over gloo) on the testbed",

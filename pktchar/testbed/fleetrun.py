@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 try:  # Python 3.11+; pyproject installs tomli, the same parser, on 3.10
     import tomllib
@@ -31,6 +31,10 @@ from .capture import default_folder, wait_line
 from .netns import Link, Topology
 from .runner import Progress, endpoint_cmd, predict_frames, run, wait_done
 from .schema import Calibration, FlowPrediction, FrameTiming, Measure, Outcome, Prediction, Result
+
+if TYPE_CHECKING:
+    from ..core.fleet_model import FlowDemand, SweepPoint, SweepSummary
+    from ..core.qos import Requirements
 
 EDGE = "edge"
 MAX_DEVICES = 24  # each device is two Python processes (sender, receiver) on a 2-core machine
@@ -354,17 +358,61 @@ class FleetRun:
     payload_offered_bps: float = 0.0
     notes: list[str] = field(default_factory=list)
 
-    def measures(self, k: int) -> list[Measure]:
+    def measures(self, k: int) -> DeviceMeasures:
         """Device ``k``, measured against the model: goodput, latency (mean, p50, p99), lateness, wire bytes."""
         p, m = self.predicted.devices[k], self.measured[k]
-        return [
+        return DeviceMeasures(
             Measure("goodput", p.goodput_bps, m.goodput_bps, "bit/s"),
             Measure("latency, mean", p.latency_mean_s, m.latency_mean_s, "s"),
             Measure("latency, p50", p.latency_p50_s, m.latency_p50_s, "s"),
             Measure("latency, p99", p.latency_p99_s, m.latency_p99_s, "s"),
             Measure("frames later than the budget", p.late_fraction, m.late_fraction),
             Measure("wire bytes", m.wire_bytes_predicted, m.wire_bytes, "B"),
-        ]
+        )
+
+    def fleet_measures(self) -> FleetMeasures:
+        """The fleet as a whole, measured against the model: aggregate goodput, the worst device's p99 latency
+        and late share (a device that measured none left out)."""
+        p = self.predicted
+        p99 = [m.latency_p99_s for m in self.measured if m.latency_p99_s is not None]
+        late = [m.late_fraction for m in self.measured if m.late_fraction is not None]
+        worst = max(d.latency_p99_s for d in p.devices), max(d.late_fraction for d in p.devices)
+        return FleetMeasures(
+            Measure("aggregate goodput", p.goodput_bps, self.aggregate_goodput_bps, "bit/s"),
+            Measure("latency, p99, worst device", worst[0], max(p99, default=None), "s"),
+            Measure("frames later than the budget, worst device", worst[1], max(late, default=None)),
+        )
+
+    def sweep_point(self) -> SweepPoint:
+        """This fleet size as the numbers :func:`pktchar.core.fleet_model.sweep_summary` reads."""
+        from ..core.fleet_model import SweepPoint
+
+        p, late = self.predicted, self.fleet_measures().late
+        return SweepPoint(self.devices, p.edge_rate, p.offered_bps, self.payload_offered_bps,
+                          self.aggregate_goodput_bps, late.predicted, late.measured)  # fmt: skip
+
+    def demands(self) -> list[FlowDemand]:
+        """Each group as a :class:`pktchar.core.fleet_model.FlowDemand`: its first device's payload and uplink."""
+        from ..core.fleet_model import FlowDemand
+
+        flows = list(self.result.prediction.flows)
+        out, k = [], 0
+        for g in self.result.config["groups"]:
+            f = flows[k]
+            out.append(FlowDemand(f"{g['name']}: {g['count']} x {g['model']} {g['split']}", int(g["count"]),
+                                  f.frames[0].payload, g["fps"], float(f.rate_bps)))  # fmt: skip
+            k += int(g["count"])
+        return out
+
+    def requirements(
+        self, radio: str | None = None, direction: str = "ul", reliability: float | None = None
+    ) -> list[Requirements]:
+        """The QoS requirements of each group's device flow over its own uplink (or ``radio``), then of the
+        aggregate into the edge link: :func:`pktchar.core.fleet_model.fleet_requirements`."""
+        from ..core.fleet_model import fleet_requirements
+
+        return fleet_requirements(self.demands(), self.predicted.edge_rate, latency=self.result.config.get("latency"),
+                                  radio=radio, direction=direction, reliability=reliability)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         p = self.predicted
@@ -378,7 +426,39 @@ class FleetRun:
             "files": {"pcap": str(self.result.artifacts.pcap), "result": str(self.result.artifacts.result)},
             "error": self.result.error,
             "notes": self.notes + self.result.notes,
+            "measures": {"fleet": [m.to_dict() for m in self.fleet_measures()],
+                         "devices": [[m.to_dict() for m in self.measures(k)] for k in range(len(self.measured))]},
         }  # fmt: skip
+
+
+class DeviceMeasures(NamedTuple):
+    """A device of a fleet (:meth:`FleetRun.measures`), measured against the model, by name."""
+
+    goodput: Measure
+    latency_mean: Measure
+    latency_p50: Measure
+    latency_p99: Measure
+    late: Measure  # the share of frames later than the budget
+    wire_bytes: Measure
+
+
+class FleetMeasures(NamedTuple):
+    """The fleet as a whole (:meth:`FleetRun.fleet_measures`), measured against the model, by name."""
+
+    goodput: Measure  # aggregate
+    p99: Measure  # the worst device's p99 latency
+    late: Measure  # the worst device's late share
+
+
+def summarise_sweep(runs: list[FleetRun]) -> SweepSummary:
+    """Where a sweep's edge link saturates (predicted: :func:`pktchar.core.fleet_model.saturation_n` of its one
+    group's payload and frame rate) and where a frame first misses its budget, predicted against measured."""
+    from ..core.fleet_model import saturation_n, sweep_summary
+
+    first = runs[0]
+    fps = first.result.config["groups"][0]["fps"]
+    sat = saturation_n(first.result.prediction.flows[0].frames[0].payload, fps, first.predicted.edge_rate)
+    return sweep_summary([r.sweep_point() for r in runs], sat)
 
 
 def analyse(sc: FleetScenario, res: Result) -> FleetRun:

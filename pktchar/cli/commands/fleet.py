@@ -82,7 +82,7 @@ def fleet_cmd(
     with _bar("frames") as progress:
         runs = fleetrun.sweep(cfg, upto, progress) if upto is not None else [fleetrun.fleet(cfg, progress)]
     if upto is not None:
-        out = _sweep_output(runs, cfg.edge_link, cfg.groups[0].fps, radio, direction, reliability)
+        out = _sweep_output(runs, radio, direction, reliability)
     else:
         out = views.fleet_output(runs[0], radio, direction, reliability)
     if report is not None:
@@ -95,30 +95,12 @@ def fleet_cmd(
     _live_end([out], out.data, fmt, files, errors, report)
 
 
-def _sweep_summary(runs: list[FleetRun], edge: float, fps: float) -> tuple[int | None, int | None]:
-    """The fleet size that saturates the edge link, and the first that misses a frame's budget (predicted).
-
-    The rules are the fleet model's (:func:`pktchar.core.fleet_model.saturation_n` and ``first_miss``)."""
-    from ...core.fleet_model import first_miss, saturation_n
+def _sweep_output(runs: list[FleetRun], radio: str | None, direction: str, reliability: float | None) -> Any:
+    """A sweep's view: one row a fleet size, the largest fleet's flows against QoS, where it saturates
+    (:func:`pktchar.testbed.fleetrun.summarise_sweep`)."""
     from ...present import views
+    from ...testbed import fleetrun
 
-    sat = saturation_n(runs[0].result.prediction.flows[0].frames[0].payload, fps, edge)
-    return sat, first_miss(views.sweep_points(runs))
-
-
-def _sweep_output(
-    runs: list[FleetRun],
-    edge: float,
-    fps: float,
-    radio: str | None,
-    direction: str,
-    reliability: float | None,
-) -> Any:
-    """A sweep's view: one row a fleet size, the largest fleet's flows against QoS, where it saturates."""
-    from ...present import views
-
-    sat, miss = _sweep_summary(runs, edge, fps)
     qos = views.fleet_qos(runs[-1], radio, direction, reliability)[0]  # the largest fleet's flows
-    return views.Output(
-        [views.sweep_table(runs), qos], [r.to_dict() for r in runs], views.sweep_lines(runs, sat, miss)
-    )
+    lines = views.sweep_summary_lines(fleetrun.summarise_sweep(runs))
+    return views.Output([views.sweep_table(runs), qos], [r.to_dict() for r in runs], lines)

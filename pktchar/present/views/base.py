@@ -43,13 +43,6 @@ class Output:
             console.print(line, highlight=False)
 
 
-def _err(measured: float | None, predicted: float | None, digits: int = 1) -> str:
-    """Measured against predicted as a signed percentage ('' when either is missing)."""
-    if measured is None or not predicted:
-        return ""
-    return f"{measured / predicted - 1:+.{digits}%}"
-
-
 def rel(measured: float | None, predicted: float | None) -> float | None:
     """Measured against predicted as a fraction (a ``ratio`` column), None when either is missing."""
     if measured is None or not predicted:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ...core.fleet_model import FlowDemand, SweepPoint, SweepSummary, fleet_requirements, sweep_summary
 from ..render import Column, Table
-from .base import Output, _err, mbit, ms, rel
+from .base import Output, mbit, ms
 from .runs import capture_line
 
 if TYPE_CHECKING:
+    from ...core.fleet_model import SweepSummary
     from ...core.qos import Requirements
     from ...testbed.fleetrun import FleetRun
 
@@ -29,15 +28,16 @@ def _mbit_col(key: str, title: str) -> Column:
 
 def fleet_devices_table(r: FleetRun) -> Table:
     rows = []
-    for p, m in zip(r.predicted.devices, r.measured, strict=True):
+    for k, (p, m) in enumerate(zip(r.predicted.devices, r.measured, strict=True)):
+        j = r.measures(k)  # the one join: predicted, measured and the error of each figure
         rows.append({
             "device": p.device, "frames": m.frames, "offered": mbit(p.offered_bps),
-            "gp_p": mbit(p.goodput_bps), "gp_m": mbit(m.goodput_bps), "gp_e": rel(m.goodput_bps, p.goodput_bps),
-            "lat_p": ms(p.latency_mean_s), "lat_m": ms(m.latency_mean_s),
-            "p50_p": ms(p.latency_p50_s), "p50_m": ms(m.latency_p50_s),
-            "p99_p": ms(p.latency_p99_s), "p99_m": ms(m.latency_p99_s),
-            "late_p": p.late_fraction, "late_m": m.late_fraction,
-            "q": ms(p.queueing_mean_s), "wire_p": m.wire_bytes_predicted, "wire_m": m.wire_bytes,
+            "gp_p": mbit(j.goodput.predicted), "gp_m": mbit(j.goodput.measured), "gp_e": j.goodput.error,
+            "lat_p": ms(j.latency_mean.predicted), "lat_m": ms(j.latency_mean.measured),
+            "p50_p": ms(j.latency_p50.predicted), "p50_m": ms(j.latency_p50.measured),
+            "p99_p": ms(j.latency_p99.predicted), "p99_m": ms(j.latency_p99.measured),
+            "late_p": j.late.predicted, "late_m": j.late.measured,
+            "q": ms(p.queueing_mean_s), "wire_p": j.wire_bytes.predicted, "wire_m": j.wire_bytes.measured,
         })  # fmt: skip
     cols = (
         Column("device", "device", "text"),
@@ -64,12 +64,12 @@ def fleet_devices_table(r: FleetRun) -> Table:
 
 
 def fleet_lines(r: FleetRun) -> list[str]:
-    p = r.predicted
+    p, gp = r.predicted, r.fleet_measures().goodput
     out = [
         f"offered load {p.offered_bps / 1e6:.3f} Mbit/s (Ethernet frames) against the edge link "
         f"{p.edge_rate / 1e6:g} Mbit/s: utilisation {p.utilisation:.2f}{' (saturated)' if p.saturated else ''}",
-        f"aggregate goodput: predicted {_mbit(p.goodput_bps)} Mbit/s, measured {_mbit(r.aggregate_goodput_bps)} "
-        f"Mbit/s ({_err(r.aggregate_goodput_bps, p.goodput_bps) or 'n/a'})",
+        f"aggregate goodput: predicted {_mbit(gp.predicted)} Mbit/s, measured {_mbit(gp.measured)} "
+        f"Mbit/s ({'n/a' if gp.error is None else f'{gp.error:+.1%}'})",
         f"fairness (Jain's index): predicted {p.jain:.4f}, measured {'—' if r.jain is None else f'{r.jain:.4f}'}",
     ]
     if r.result.capture:
@@ -87,15 +87,12 @@ def fleet_output(
 def sweep_table(runs: list[FleetRun]) -> Table:
     rows = []
     for r in runs:
-        p = r.predicted
-        lat_m = [m.latency_p99_s for m in r.measured if m.latency_p99_s is not None]
-        late_m = [m.late_fraction for m in r.measured if m.late_fraction is not None]
+        j = r.fleet_measures()  # the one join: aggregate goodput, the worst device's p99 and late share
         rows.append({
-            "n": r.devices, "util": p.utilisation, "gp_p": mbit(p.goodput_bps),
-            "gp_m": mbit(r.aggregate_goodput_bps), "gp_e": rel(r.aggregate_goodput_bps, p.goodput_bps),
-            "p99_p": ms(max(d.latency_p99_s for d in p.devices)), "p99_m": ms(max(lat_m) if lat_m else None),
-            "late_p": max(d.late_fraction for d in p.devices),
-            "late_m": max(late_m) if late_m else None, "jain": r.jain,
+            "n": r.devices, "util": r.predicted.utilisation, "gp_p": mbit(j.goodput.predicted),
+            "gp_m": mbit(j.goodput.measured), "gp_e": j.goodput.error,
+            "p99_p": ms(j.p99.predicted), "p99_m": ms(j.p99.measured),
+            "late_p": j.late.predicted, "late_m": j.late.measured, "jain": r.jain,
         })  # fmt: skip
     cols = (
         Column("n", "devices", "int"),
@@ -112,25 +109,6 @@ def sweep_table(runs: list[FleetRun]) -> Table:
     return Table("Fleet size sweep: one edge link, devices added one by one", cols, rows)
 
 
-def sweep_points(runs: list[FleetRun]) -> list[SweepPoint]:
-    """Each run of a sweep as the numbers :func:`pktchar.core.fleet_model.sweep_summary` reads."""
-    out = []
-    for r in runs:
-        late_m = [m.late_fraction for m in r.measured if m.late_fraction is not None]
-        out.append(
-            SweepPoint(
-                devices=r.devices,
-                edge_rate=r.predicted.edge_rate,
-                offered_bps=r.predicted.offered_bps,
-                payload_offered_bps=r.payload_offered_bps,
-                goodput_measured_bps=r.aggregate_goodput_bps,
-                late_predicted=max(d.late_fraction for d in r.predicted.devices),
-                late_measured=max(late_m) if late_m else None,
-            )
-        )
-    return out
-
-
 def sweep_summary_lines(s: SweepSummary) -> list[str]:
     """Where the edge link saturates and where a frame first misses its budget, predicted against
     measured (the rules: :func:`pktchar.core.fleet_model.sweep_summary`)."""
@@ -144,27 +122,6 @@ def sweep_summary_lines(s: SweepSummary) -> list[str]:
     ]
 
 
-def sweep_lines(runs: list[FleetRun], predicted_sat: int, predicted_miss: int | None) -> list[str]:
-    """:func:`sweep_summary_lines` of a sweep's runs, with the predicted saturation (:func:`saturation_n`) and
-    the predicted first miss as the caller worked them out."""
-    return sweep_summary_lines(
-        replace(sweep_summary(sweep_points(runs), predicted_sat), predicted_miss=predicted_miss)
-    )
-
-
-def group_demands(r: FleetRun) -> list[FlowDemand]:
-    """Each group of a fleet run as a :class:`pktchar.core.fleet_model.FlowDemand`: its first device's
-    payload and uplink."""
-    flows = list(r.result.prediction.flows)
-    out, k = [], 0
-    for g in r.result.config["groups"]:
-        f = flows[k]
-        out.append(FlowDemand(f"{g['name']}: {g['count']} x {g['model']} {g['split']}", int(g["count"]),
-                              f.frames[0].payload, g["fps"], float(f.rate_bps)))  # fmt: skip
-        k += int(g["count"])
-    return out
-
-
 def fleet_qos(
     runs_or_cfg: FleetRun, radio: str | None, direction: str, reliability: float | None
 ) -> tuple[Table, list[dict[str, object]]]:
@@ -173,10 +130,8 @@ def fleet_qos(
     (the requirements: :func:`pktchar.core.fleet_model.fleet_requirements`). Also the rows as the JSON
     document gives them."""
     r = runs_or_cfg
-    demands = group_demands(r)
-    reqs = fleet_requirements(demands, r.predicted.edge_rate, latency=r.result.config.get("latency"), radio=radio,
-                              direction=direction, reliability=reliability)  # fmt: skip
-    names = [d.name for d in demands] + [f"aggregate into the edge ({r.devices} devices)"]
+    reqs = r.requirements(radio, direction, reliability)
+    names = [d.name for d in r.demands()] + [f"aggregate into the edge ({r.devices} devices)"]
     rows = [_qos_row(name, req) for name, req in zip(names, reqs, strict=True)]
     table_rows = [{"flow": x["flow"], "rate": x["rate_bps"], "carrier": x["carrier"], "factor": x["carrier_factor"],
                    "verdict": _verdict(req.carried), "fits": x["fits"]} for x, req in zip(rows, reqs, strict=True)]  # fmt: skip

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..render import Column, Table
-from .base import Output, _err, rel
+from .base import Output
+
+if TYPE_CHECKING:
+    from ...testbed.trainsync import PaperRow
+
+
+def _signed(error: float | None) -> str:
+    """A relative error as a signed percentage with two decimals ('' when there is none)."""
+    return "" if error is None else f"{error:+.2%}"
 
 
 def _sec(key: str, title: str) -> Column:
@@ -39,10 +47,11 @@ def train_steps_table(rep: Any) -> Table:
     """Per step, w0: bytes measured against predicted, and the step's times."""
     rows = []
     for r in rep.steps:
-        rows.append({"step": r.step, "pay_m": r.payload_measured, "pay_p": r.payload_predicted,
-                     "pay_e": rel(r.payload_measured, r.payload_predicted), "eth_m": r.sent_measured,
-                     "eth_p": r.sent_predicted, "eth_e": rel(r.sent_measured, r.sent_predicted),
-                     "fwd": r.fwd_s, "bwd": r.bwd_s, "ar": r.allreduce_s, "step_s": r.step_s})  # fmt: skip
+        j = r.measures()  # the one join: bytes measured against predicted, and their errors
+        rows.append({"step": r.step, "pay_m": j.payload.measured, "pay_p": j.payload.predicted,
+                     "pay_e": j.payload.error, "eth_m": j.sent.measured, "eth_p": j.sent.predicted,
+                     "eth_e": j.sent.error, "fwd": r.fwd_s, "bwd": r.bwd_s, "ar": r.allreduce_s,
+                     "step_s": r.step_s})  # fmt: skip
     cols = (
         Column("step", "step", "int"),
         Column("pay_m", "payload sent (B)", "int"),
@@ -64,21 +73,19 @@ def train_steps_table(rep: Any) -> Table:
 
 def train_timing_table(rep: Any) -> Table:
     t = rep.timing
-    meas = t.get("step_measured_s")
+    j = rep.timing_measures()  # the one join: each error is its Measure's
     rows = [
         {"q": "compute a step, measured without DDP (s)", "v": t["compute_s"]},
         {"q": "buffer broadcast at the link rate (s)", "v": t["buffer_bcast_s"]},
-        {"q": "all-reduce at the link rate, predicted (s)", "v": t["allreduce_s"]},
+        {"q": "all-reduce at the link rate, predicted (s)", "v": j.allreduce.predicted},
         {"q": "all-reduce at the calibrated rate, predicted (s)", "v": t.get("allreduce_calibrated_s")},
-        {"q": "all-reduce span, measured (s)", "v": t.get("allreduce_measured_s"),
-         "e": rel(t.get("allreduce_measured_s"), t["allreduce_s"])},
-        {"q": "step, predicted, nothing hidden (s)", "v": t["step_predicted_no_overlap_s"],
-         "e": rel(meas, t["step_predicted_no_overlap_s"])},
-        {"q": "step, predicted, all but the last bucket hidden (s)", "v": t["step_predicted_overlap_s"],
-         "e": rel(meas, t["step_predicted_overlap_s"])},
-        {"q": "step, predicted at the calibrated rate (s)", "v": t.get("step_predicted_calibrated_s"),
-         "e": rel(meas, t.get("step_predicted_calibrated_s"))},
-        {"q": "step, measured (s)", "v": meas},
+        {"q": "all-reduce span, measured (s)", "v": j.allreduce.measured, "e": j.allreduce.error},
+        {"q": "step, predicted, nothing hidden (s)", "v": j.step_no_overlap.predicted, "e": j.step_no_overlap.error},
+        {"q": "step, predicted, all but the last bucket hidden (s)", "v": j.step_overlap.predicted,
+         "e": j.step_overlap.error},
+        {"q": "step, predicted at the calibrated rate (s)", "v": j.step_calibrated.predicted,
+         "e": j.step_calibrated.error},
+        {"q": "step, measured (s)", "v": j.step_no_overlap.measured},
         {"q": "all-reduce hidden behind backward, measured (s)", "v": t.get("hidden_s")},
     ]  # fmt: skip
     cal = t.get("calibrated_bps")
@@ -95,17 +102,18 @@ def train_workers_table(reps: list[Any]) -> Table:
     """One row a run: workers, variant, bytes a step (w0), times."""
     rows = []
     for r in reps:
-        w = r.per_worker[0] if r.per_worker else {}
         t = r.timing
         var = ("frozen backbone" if r.config.freeze else "full") + (
             f", {r.config.hook}" if r.config.hook != "none" else ""
         )
-        rows.append({"n": r.config.workers, "var": var, "grad": r.plan.grad_bytes,
-                     "pay_m": w.get("payload"), "pay_p": w.get("payload_predicted"),
-                     "pay_e": rel(w.get("payload"), w.get("payload_predicted")), "eth_m": w.get("sent"),
-                     "eth_p": w.get("sent_predicted"), "eth_e": rel(w.get("sent"), w.get("sent_predicted")),
-                     "comp": t["compute_s"], "pred": t["step_predicted_no_overlap_s"],
-                     "meas": t.get("step_measured_s"), "hid": t.get("hidden_fraction"), "err": r.error or ""})  # fmt: skip
+        row = {"n": r.config.workers, "var": var, "grad": r.plan.grad_bytes, "comp": t["compute_s"],
+               "pred": t["step_predicted_no_overlap_s"], "meas": t.get("step_measured_s"),
+               "hid": t.get("hidden_fraction"), "err": r.error or ""}  # fmt: skip
+        if r.per_worker:  # w0's steady step, the one join
+            j = r.worker_measures(0)
+            row |= {"pay_m": j.payload.measured, "pay_p": j.payload.predicted, "pay_e": j.payload.error,
+                    "eth_m": j.sent.measured, "eth_p": j.sent.predicted, "eth_e": j.sent.error}  # fmt: skip
+        rows.append(row)
     cols = (
         Column("n", "workers", "int"),
         Column("var", "variant", "text"),
@@ -127,14 +135,14 @@ def train_workers_table(reps: list[Any]) -> Table:
                  "buffer broadcast + all-reduce at the link rate, nothing hidden")  # fmt: skip
 
 
-def train_paper_table(rows: list[dict[str, Any]]) -> Table:
+def train_paper_table(rows: list[PaperRow]) -> Table:
     cols = (
         Column("what", "setup (two boards, 1 Gbit/s)", "text"),
         Column("steps", "steps a board", "int"),
         Column("sync", "sync a step s", "seconds", digits=4),
         Column("total", "total s", "seconds", digits=0),
         Column("paper", "paper s", "seconds", digits=0),
-        Column("vs_one", "against one board", "text"),
+        Column("vs_one", "against one board", "float", unit="x", digits=2),
     )
     from ...testbed.trainsync import PAPER, PAPER_STEPS
 
@@ -142,19 +150,20 @@ def train_paper_table(rows: list[dict[str, Any]]) -> Table:
            f"one board {PAPER['one_board_s']:,.0f} s, two boards {PAPER['two_boards_s']:,.0f} s, {PAPER['epochs']} "
            f"epochs of {PAPER['images']:,} images at batch {PAPER['batch']} ({PAPER_STEPS:,} steps a board: each "
            "board trained on the full data set)")  # fmt: skip
-    return Table("The paper's two-board training, predicted from its one-board time and the sync cost", cols, rows,
-                 caption=cap)  # fmt: skip
+    return Table("The paper's two-board training, predicted from its one-board time and the sync cost", cols,
+                 [r.to_dict() for r in rows], caption=cap)  # fmt: skip
 
 
 def train_lines(rep: Any) -> list[str]:
     out = [f"data: {rep.source}"]
-    if rep.construction:
-        c = rep.construction
-        out.append(f"construction (initial state broadcast and shape check), w0 sent {c['sent_payload']:,} B payload; "
-                   f"predicted {c['predicted_payload']:,} B ({_err(c['sent_payload'], c['predicted_payload'], 2)})")  # fmt: skip
-    for w in rep.per_worker:
-        out.append(f"{w['worker']}: {w['payload']:,.0f} B payload a steady step (predicted {w['payload_predicted']:,}, "
-                   f"{_err(w['payload'], w['payload_predicted'], 2)}), {w['acks_sent']:.0f} pure ACKs "
+    c = rep.construction_measure()
+    if c is not None:
+        out.append(f"construction (initial state broadcast and shape check), w0 sent {c.measured:,} B payload; "
+                   f"predicted {c.predicted:,} B ({_signed(c.error)})")  # fmt: skip
+    for k, w in enumerate(rep.per_worker):
+        pay = rep.worker_measures(k).payload
+        out.append(f"{w['worker']}: {pay.measured:,.0f} B payload a steady step (predicted {pay.predicted:,}, "
+                   f"{_signed(pay.error)}), {w['acks_sent']:.0f} pure ACKs "
                    f"({w['ack_bytes_sent']:,.0f} B) and {w['retransmitted']:,.0f} B retransmitted a step beside")  # fmt: skip
     for e, c in rep.captures.items():
         out.append(f"capture {e}: {c['captured']:,} packets, {'complete' if c['complete'] else 'INCOMPLETE'}")
@@ -173,31 +182,23 @@ def train_output(rep: Any) -> Output:
     return Output(tables, rep.to_dict(), [escape(x) for x in train_lines(rep)])
 
 
-def _num(x: object) -> float:
-    """A figure of :func:`pktchar.testbed.trainsync.paper_rows`, which gives some as text ("28,248")."""
-    return x if isinstance(x, float | int) else float(str(x).replace(",", "").removesuffix("x"))
-
-
-def train_paper_lines(rows: list[dict[str, Any]]) -> list[str]:
+def train_paper_lines(rows: list[PaperRow]) -> list[str]:
     """The paper's 3x in sentences, from the projection rows and the paper's own figures
     (:data:`pktchar.testbed.trainsync.PAPER`)."""
     from ...testbed.trainsync import PAPER, PAPER_STEPS
 
     two, steps = PAPER["two_boards_s"], PAPER_STEPS
-    by = {str(r["what"]): r for r in rows}
-    one = _num(rows[0]["total"])
-    pred = next((r for w, r in by.items() if "paper's setup" in w), None)
-    meas = next(
-        (r for w, r in by.items() if "measured here" in w and "frozen" not in w and "fp16" not in w), None
-    )
+    by = {r.key: r for r in rows}
+    one = by["one_board"].total
+    pred, meas = by.get("paper_setup"), by.get("paper_setup_measured")
     out = []
     if pred:
-        gap = two - _num(pred["total"])
+        gap = two - pred.total
         out.append(
             f"one board: {one:,.0f} s for {steps:,} steps = {one / steps:.3f} s a step. Two boards each train the "
             f"full data set, so each still runs {steps:,} steps and adds the sync of every step: "
-            f"{_num(pred['sync']):.4f} s at 1 Gbit/s predicted (gradients all-reduced, BatchNorm buffers broadcast) "
-            f"-> {_num(pred['total']):,.0f} s ({pred['vs_one']} one board) against the paper's {two:,.0f} s "
+            f"{pred.sync:.4f} s at 1 Gbit/s predicted (gradients all-reduced, BatchNorm buffers broadcast) "
+            f"-> {pred.total:,.0f} s ({pred.vs_one:.2f}x one board) against the paper's {two:,.0f} s "
             f"({two / one:.2f}x)"
         )
         out.append(
@@ -207,7 +208,7 @@ def train_paper_lines(rows: list[dict[str, Any]]) -> list[str]:
         )
     if meas:
         out.append(
-            f"with the sync measured here ({_num(meas['sync']):.3f} s a step, CPU-bound on this machine rather than "
-            f"wire-bound): {_num(meas['total']):,.0f} s ({meas['vs_one']} one board)"
+            f"with the sync measured here ({meas.sync:.3f} s a step, CPU-bound on this machine rather than "
+            f"wire-bound): {meas.total:,.0f} s ({meas.vs_one:.2f}x one board)"
         )
     return out

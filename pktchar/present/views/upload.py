@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..render import Column, Table
-from .base import Output, rel
+from .base import Output
 from .runs import capture_line
 
 if TYPE_CHECKING:
@@ -41,30 +41,31 @@ def upload_modes_table(rep: UploadReport) -> Table:
             Column(f"{m.mode}_err", "error", "ratio"),
         ]
     spec: list[tuple[str, object]] = [
-        ("upload time (s)", lambda m: (m.upload_s, None)),
-        ("pure wire time: bytes x 8 / rate (s)", lambda m: (m.wire_s, m.upload_s)),
-        ("exact: Ethernet frames x 8 / rate (s)", lambda m: (m.exact_s, m.upload_s)),
-        ("exact at the calibrated rate (s)", lambda m: (m.exact_calibrated_s, m.upload_s)),
-        ("exact with the query traffic measured on the uplink (s)", lambda m: (m.exact_with_queries_s, m.upload_s)),
+        ("upload time (s)", lambda m, j: (m.upload_s, None)),
+        ("pure wire time: bytes x 8 / rate (s)", lambda m, j: (m.wire_s, j.wire)),
+        ("exact: Ethernet frames x 8 / rate (s)", lambda m, j: (m.exact_s, j.exact)),
+        ("exact at the calibrated rate (s)", lambda m, j: (m.exact_calibrated_s, j.exact_calibrated)),
+        ("exact with the query traffic measured on the uplink (s)", lambda m, j: (m.exact_with_queries_s, j.with_queries)),
         ("... plus every build but the last, on the upload thread (sequential; an upper bound: the receive "
-         "buffer absorbs part) (s)", lambda m: (m.exact_with_builds_s, m.upload_s)),
-        ("query bytes on the uplink during the upload (B)", lambda m: (m.query_up_bytes_during, None)),
-        ("building, total (s)", lambda m: (m.build_total_s, None)),
-        ("builds", lambda m: (len(m.builds), None)),
-        ("upload stall beyond the exact expectation (s)", lambda m: (m.stall_s, None)),
-        ("every partition built, heard by the device (s)", lambda m: (m.all_built_s, None)),
-        ("upload wire bytes, measured (B)", lambda m: (m.wire_bytes_measured, None)),
-        ("upload wire bytes, predicted (B)", lambda m: (m.wire_bytes_predicted, m.wire_bytes_measured)),
-        ("queries during the upload", lambda m: (sum(1 for q in m.queries if q["during_upload"]), None)),
-        ("queries after the upload", lambda m: (sum(1 for q in m.queries if not q["during_upload"]), None)),
+         "buffer absorbs part) (s)", lambda m, j: (m.exact_with_builds_s, j.with_builds)),
+        ("query bytes on the uplink during the upload (B)", lambda m, j: (m.query_up_bytes_during, None)),
+        ("building, total (s)", lambda m, j: (m.build_total_s, None)),
+        ("builds", lambda m, j: (len(m.builds), None)),
+        ("upload stall beyond the exact expectation (s)", lambda m, j: (m.stall_s, None)),
+        ("every partition built, heard by the device (s)", lambda m, j: (m.all_built_s, None)),
+        ("upload wire bytes, measured (B)", lambda m, j: (m.wire_bytes_measured, None)),
+        ("upload wire bytes, predicted (B)", lambda m, j: (m.wire_bytes_predicted, j.wire_bytes)),
+        ("queries during the upload", lambda m, j: (len(m.queries_during), None)),
+        ("queries after the upload", lambda m, j: (len(m.queries_after), None)),
     ]  # fmt: skip
+    joins = {m.mode: m.measures() for m in rep.modes}  # the one join: each figure's error is its Measure's
     rows = []
     for name, fn in spec:
         row: dict[str, object] = {"quantity": name}
         for m in rep.modes:
-            value, measured = fn(m)  # type: ignore[operator]
+            value, measure = fn(m, joins[m.mode])  # type: ignore[operator]
             row[m.mode] = value
-            row[f"{m.mode}_err"] = rel(measured, value)
+            row[f"{m.mode}_err"] = measure.error if measure is not None else None
         rows.append(row)
     return Table(f"Upload of {rep.plan.model} at {rep.config.link / 1e6:g} Mbit/s: measured and predicted", cols,
                  rows, caption="error = measured upload time (or bytes) against the figure on that row")  # fmt: skip
@@ -73,23 +74,21 @@ def upload_modes_table(rep: UploadReport) -> Table:
 def upload_lines(rep: UploadReport) -> list[str]:
     out = []
     for m in rep.modes:
-        during = [q for q in m.queries if q["during_upload"]]
-        after = [q for q in m.queries if not q["during_upload"]]
-        full = all(q["plan"] == len(rep.plan.ranges) for q in after)
+        during, after, last = m.queries_during, m.queries_after, m.query_after_s
         if m.queries:
             first = m.queries[0]["seconds"]
-            last = sum(q["seconds"] for q in after) / len(after) if after else None
             out.append(f"{m.mode}: {len(during)} queries during the upload, {len(after)} after; first query "
                        f"{first * 1000:.0f} ms, after the upload {last * 1000:.0f} ms" if last is not None else
                        f"{m.mode}: {len(during)} queries during the upload")  # fmt: skip
             if after:
                 out.append(
-                    f"{m.mode}: every query after the upload offloads the whole model: {'yes' if full else 'NO'}"
+                    f"{m.mode}: every query after the upload offloads the whole model: "
+                    f"{'yes' if m.whole_model_after else 'NO'}"
                 )
-    p, s = rep.mode("parallel"), rep.mode("sequential")
-    if p and s and p.upload_s and s.upload_s:
-        out.append(f"parallel creation saves {s.upload_s - p.upload_s:.2f} s ({(s.upload_s - p.upload_s) / s.upload_s:.1%})"
-                   f" of the upload time")  # fmt: skip
+    if rep.saved_s is not None and rep.saved_fraction is not None:
+        out.append(
+            f"parallel creation saves {rep.saved_s:.2f} s ({rep.saved_fraction:.1%}) of the upload time"
+        )
     out += [f"note: {n}" for n in rep.notes]
     return out
 
@@ -111,14 +110,12 @@ def upload_table1(reps: list[UploadReport]) -> Table:
     for r in reps:
         s, p = r.mode("sequential"), r.mode("parallel")
         paper = PAPER_TABLE1.get(r.plan.model, {})
-        seq = s.upload_s if s and s.upload_s else None
-        par = p.upload_s if p and p.upload_s else None
-        saved = seq - par if seq is not None and par is not None else None
         m = s or p
         rows.append({
-            "model": r.plan.model, "size": sum(r.plan.sizes) / 1e6, "parts": len(r.plan.ranges),
-            "expected": m.wire_s if m else 0.0, "seq": seq, "par": par, "saved": saved,
-            "pct": saved / seq if saved is not None and seq else None, "build": s.build_total_s if s else None,
+            "model": r.plan.model, "size": r.plan.packed_bytes / 1e6, "parts": len(r.plan.ranges),
+            "expected": m.wire_s if m else 0.0, "seq": s.upload_s if s and s.upload_s else None,
+            "par": p.upload_s if p and p.upload_s else None, "saved": r.saved_s, "pct": r.saved_fraction,
+            "build": s.build_total_s if s else None,
             **{f"paper_{k}": paper.get(v) for k, v in _PAPER_KEYS},
             "paper_pct": paper["saved_pct"] / 100 if "saved_pct" in paper else None,  # a percentage: a share
         })  # fmt: skip
@@ -161,22 +158,21 @@ def upload_differences(rep: UploadReport) -> list[str]:
     m = s or p
     if paper is None or m is None:
         return []
-    size = sum(rep.plan.sizes) / 1e6
-    framing = m.exact_s / m.wire_s - 1
+    size = rep.plan.packed_bytes / 1e6
     out = [
         f"{rep.plan.model}: the paper's size is {paper['size_mb']} MB (Caffe's model file); pktchar sends {size:.1f} MB, "
         f"the weights as torch.save writes them and a JSON description of each partition.",
         f"{rep.plan.model}: expected {m.wire_s:.2f} s is the paper's own formula (bytes x 8 / rate); Ethernet, IP and TCP "
-        f"headers add {framing:.1%} ({m.exact_s:.2f} s), and the queries sharing the uplink added "
+        f"headers add {m.framing:.1%} ({m.exact_s:.2f} s), and the queries sharing the uplink added "
         f"{m.query_up_bytes_during / 1e6:.1f} MB ({m.exact_with_queries_s or 0:.2f} s in all).",
     ]
-    if s and p and s.upload_s and p.upload_s:
+    if s and rep.saved_s is not None:
         out.append(
             f"{rep.plan.model}: building took {s.build_total_s:.2f} s here"
             + (f" against the paper's {paper['build_s']} s" if "build_s" in paper else "")
             + ": PyTorch on this machine's CPU allocates the modules and copies the weights, where Caffe on the "
             f"paper's Titan XP also sets up GPU memory for every layer; so the old system stalls less here and "
-            f"parallel creation saves {s.upload_s - p.upload_s:.2f} s against the paper's {paper['saved_s']} s."
+            f"parallel creation saves {rep.saved_s:.2f} s against the paper's {paper['saved_s']} s."
         )
     out.append(
         f"{rep.plan.model}: {len(rep.plan.ranges)} partitions against the paper's {paper['partitions']}: pktchar cuts "

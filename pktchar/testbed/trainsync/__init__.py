@@ -49,7 +49,7 @@ from .gloo import (
     coalesced,
     ring_allreduce,
 )
-from .paper import PAPER, PAPER_STEPS, measured_sync, paper_rows, sync_s
+from .paper import PAPER, PAPER_STEPS, PaperRow, measured_sync, paper_rows, sync_s
 from .plan import MASTER_PORT, PER_PACKET, Phase, Plan, TrainConfig, make_plan, phase
 from .run import (
     MAX_WORKERS,
@@ -66,7 +66,7 @@ from .scenario import TrainScenario, Workers, port_free, worker_cmd, worker_name
 
 __all__ = [
     "BROADCAST_BUCKET", "DEFAULT_CAP_MB", "GLOO_MAX_SEGMENT", "GLOO_PREAMBLE", "MASTER_PORT", "MAX_WORKERS", "MIB",
-    "PAPER", "PAPER_STEPS", "PER_PACKET", "WORKER_MB", "Msg", "Phase", "Plan", "StepRow", "TrainConfig",
+    "PAPER", "PAPER_STEPS", "PER_PACKET", "WORKER_MB", "Msg", "PaperRow", "Phase", "Plan", "StepRow", "TrainConfig",
     "TrainReport", "TrainScenario", "Workers", "analyse", "broadcast", "buckets", "check", "coalesced",
     "make_plan", "measure_bytes", "measured_sync", "measured_variants", "paper_rows", "parse_workers", "phase",
     "port_free", "predict_time", "prepare", "ring_allreduce", "step_comm", "sync_s", "train_local", "train_runs",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...core.errors import PktcharError
 from ..schema import Events, Measure, Result
@@ -25,12 +25,37 @@ class StepRow:
     step_s: float
     allreduce_s: float | None = None  # w0's capture: first to last gradient segment after its forward ended
 
-    def measures(self) -> list[Measure]:
+    def measures(self) -> StepMeasures:
         """w0's bytes of the step, measured against predicted: TCP payload, then Ethernet frames."""
-        return [
+        return StepMeasures(
             Measure("payload sent", self.payload_predicted, self.payload_measured, "B"),
             Measure("Ethernet bytes sent (data segments)", self.sent_predicted, self.sent_measured, "B"),
-        ]
+        )
+
+
+class StepMeasures(NamedTuple):
+    """A step's bytes (:meth:`StepRow.measures`), measured against predicted, by name."""
+
+    payload: Measure  # TCP payload w0 sent
+    sent: Measure  # the Ethernet frames of its data segments
+
+
+class WorkerMeasures(NamedTuple):
+    """A worker's steady step (:meth:`TrainReport.worker_measures`), measured against predicted, by name."""
+
+    payload: Measure  # TCP payload sent
+    sent: Measure  # Ethernet bytes of the data segments sent
+    received: Measure  # TCP payload received
+    segments: Measure  # data segments sent
+
+
+class TimingMeasures(NamedTuple):
+    """A steady step's times (:meth:`TrainReport.timing_measures`), measured against predicted, by name."""
+
+    allreduce: Measure  # the all-reduce span at the link rate
+    step_no_overlap: Measure  # the step, nothing hidden
+    step_overlap: Measure  # the step, all but the last bucket hidden behind backward
+    step_calibrated: Measure  # the step at the calibrated rate, nothing hidden
 
 
 @dataclass
@@ -50,15 +75,43 @@ class TrainReport:
     notes: list[str] = field(default_factory=list)
     data: list[dict[str, Any]] = field(default_factory=list)  # what each worker loaded (its compute event)
 
-    def worker_measures(self, k: int) -> list[Measure]:
+    def worker_measures(self, k: int) -> WorkerMeasures:
         """Worker ``k`` of :attr:`per_worker` in a steady step, measured against predicted."""
         w = self.per_worker[k]
-        return [
+        return WorkerMeasures(
             Measure("payload sent", w["payload_predicted"], w["payload"], "B"),
             Measure("Ethernet bytes sent (data segments)", w["sent_predicted"], w["sent"], "B"),
             Measure("payload received", w["received_payload_predicted"], w["received_payload"], "B"),
             Measure("data segments sent", w["segments_predicted"], w["segments"]),
-        ]
+        )
+
+    def timing_measures(self) -> TimingMeasures:
+        """The steady step's times, measured against predicted (:func:`predict_time`)."""
+        t = self.timing
+        meas = t.get("step_measured_s")
+        return TimingMeasures(
+            Measure("all-reduce span", t["allreduce_s"], t.get("allreduce_measured_s"), "s"),
+            Measure("step, nothing hidden", t["step_predicted_no_overlap_s"], meas, "s"),
+            Measure("step, all but the last bucket hidden", t["step_predicted_overlap_s"], meas, "s"),
+            Measure("step at the calibrated rate", t.get("step_predicted_calibrated_s"), meas, "s"),
+        )
+
+    def construction_measure(self) -> Measure | None:
+        """w0's payload at construction (initial state broadcast, shape check), None without a capture."""
+        c = self.construction
+        if not c:
+            return None
+        return Measure("construction payload sent", c["predicted_payload"], c["sent_payload"], "B")
+
+    def measures(self) -> dict[str, Any]:
+        """Every measured-against-predicted figure of the run, as the JSON document gives them."""
+        cons = self.construction_measure()
+        return {
+            "steps": [[m.to_dict() for m in r.measures()] for r in self.steps],
+            "workers": [[m.to_dict() for m in self.worker_measures(k)] for k in range(len(self.per_worker))],
+            "timing": [m.to_dict() for m in self.timing_measures()],
+            "construction": cons.to_dict() if cons else None,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("result", "plan", "config")}
@@ -67,6 +120,7 @@ class TrainReport:
         plan.pop("params"), plan.pop("buffers")
         d["plan"] = plan
         d["kind"], d["version"] = "pktchar-train-sync", 1
+        d["measures"] = self.measures()
         if self.result is not None:
             d["files"] = {
                 "pcap": str(self.result.artifacts.pcap),

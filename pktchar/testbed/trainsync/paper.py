@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from .analysis import TrainReport
@@ -26,15 +27,30 @@ def measured_sync(rep: TrainReport) -> float | None:
     return (t["step_measured_s"] - t["compute_s"]) if t.get("step_measured_s") is not None else None
 
 
-def paper_rows(
-    model: str = "seed000", measured: dict[str, TrainReport] | None = None
-) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class PaperRow:
+    """One setup of the paper's two-board projection, in numbers (the JSON document's keys; ``key`` names the
+    setup, ``what`` describes it for people)."""
+
+    key: str  # one_board, paper_setup, paper_setup_measured, sharded, frozen, frozen_measured, fp16, ...
+    what: str
+    steps: int  # steps a board
+    sync: float  # seconds a step's sync adds
+    total: float  # seconds: steps x (compute a step + sync)
+    paper: float | None  # the paper's seconds for this setup, where it gives them
+    vs_one: float  # total / the paper's one-board time
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def paper_rows(model: str = "seed000", measured: dict[str, TrainReport] | None = None) -> list[PaperRow]:
     """The paper's setup (two boards at 1 Gbit/s, 78,200 steps a board) predicted from its one-board step
     (9,310 s / 78,200) plus pktchar's sync a step, and what would have helped. ``measured`` maps a variant
     (full, frozen, fp16) to a two-worker run here: its measured sync beside."""
     measured = measured or {}
-    rate = PAPER["link_bps"]
-    step1 = PAPER["one_board_s"] / PAPER_STEPS
+    rate, one, two = PAPER["link_bps"], PAPER["one_board_s"], PAPER["two_boards_s"]
+    step1 = one / PAPER_STEPS
 
     def plan(**kw: Any) -> Plan:
         cfg = TrainConfig(model=model, workers=2, steps=3, **kw)
@@ -44,33 +60,38 @@ def paper_rows(
     both = plan(freeze=True, hook="fp16")
     big = 256
     steps_big = PAPER["epochs"] * math.ceil(PAPER["images"] / big)
-    rows: list[dict[str, Any]] = [
-        {"what": "one board (paper)", "steps": PAPER_STEPS, "sync": "0", "total": f"{PAPER['one_board_s']:,.0f}",
-         "paper": f"{PAPER['one_board_s']:,.0f}", "vs_one": "1.00x"},
-    ]  # fmt: skip
+    rows = [PaperRow("one_board", "one board (paper)", PAPER_STEPS, 0.0, one, one, 1.0)]
 
-    def row(what: str, steps: int, compute: float, sync: float | None, paper: str = "") -> None:
-        if sync is None:
-            return
-        total = steps * (compute + sync)
-        rows.append({"what": what, "steps": steps, "sync": f"{sync:.4f}", "total": f"{total:,.0f}", "paper": paper,
-                     "vs_one": f"{total / PAPER['one_board_s']:.2f}x"})  # fmt: skip
+    def row(
+        key: str, what: str, steps: int, compute: float, sync: float | None, paper: float | None = None
+    ) -> None:
+        if sync is not None:
+            total = steps * (compute + sync)
+            rows.append(PaperRow(key, what, steps, sync, total, paper, total / one))
 
-    row("full data on each board, full fine-tuning (the paper's setup), predicted", PAPER_STEPS, step1,
-        sync_s(full, rate), f"{PAPER['two_boards_s']:,.0f}")  # fmt: skip
+    row("paper_setup", "full data on each board, full fine-tuning (the paper's setup), predicted", PAPER_STEPS,
+        step1, sync_s(full, rate), two)  # fmt: skip
     if "full" in measured:
-        row("the same with the sync measured here", PAPER_STEPS, step1, measured_sync(measured["full"]),
-            f"{PAPER['two_boards_s']:,.0f}")  # fmt: skip
-    row("sharded data (each board half the steps), predicted", PAPER_STEPS // 2, step1, sync_s(full, rate))
-    row("frozen backbone (compute a step unchanged: an upper bound), predicted", PAPER_STEPS, step1,
+        row("paper_setup_measured", "the same with the sync measured here", PAPER_STEPS, step1,
+            measured_sync(measured["full"]), two)  # fmt: skip
+    row(
+        "sharded",
+        "sharded data (each board half the steps), predicted",
+        PAPER_STEPS // 2,
+        step1,
+        sync_s(full, rate),
+    )
+    row("frozen", "frozen backbone (compute a step unchanged: an upper bound), predicted", PAPER_STEPS, step1,
         sync_s(frozen, rate))  # fmt: skip
     if "frozen" in measured:
-        row("frozen backbone, sync measured here", PAPER_STEPS, step1, measured_sync(measured["frozen"]))
-    row("fp16 gradients (DDP fp16_compress_hook), predicted", PAPER_STEPS, step1, sync_s(fp16, rate))
+        row("frozen_measured", "frozen backbone, sync measured here", PAPER_STEPS, step1,
+            measured_sync(measured["frozen"]))  # fmt: skip
+    row("fp16", "fp16 gradients (DDP fp16_compress_hook), predicted", PAPER_STEPS, step1, sync_s(fp16, rate))
     if "fp16" in measured:
-        row("fp16 gradients, sync measured here", PAPER_STEPS, step1, measured_sync(measured["fp16"]))
-    row(f"batch {big} (compute a step x{big // PAPER['batch']}), predicted", steps_big, step1 * big / PAPER["batch"],
-        sync_s(full, rate))  # fmt: skip
-    row(f"all four: sharded, frozen, fp16, batch {big}, predicted", steps_big // 2, step1 * big / PAPER["batch"],
-        sync_s(both, rate))  # fmt: skip
+        row("fp16_measured", "fp16 gradients, sync measured here", PAPER_STEPS, step1,
+            measured_sync(measured["fp16"]))  # fmt: skip
+    row("batch", f"batch {big} (compute a step x{big // PAPER['batch']}), predicted", steps_big,
+        step1 * big / PAPER["batch"], sync_s(full, rate))  # fmt: skip
+    row("all_four", f"all four: sharded, frozen, fp16, batch {big}, predicted", steps_big // 2,
+        step1 * big / PAPER["batch"], sync_s(both, rate))  # fmt: skip
     return rows
