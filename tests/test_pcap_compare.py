@@ -65,14 +65,14 @@ def test_exact_counts(tmp_path):
     wrpcap(str(f), _flow([100_000, 5_000]))
     c = compare(f, _prediction([100_000, 5_000]))
     # by hand: 100,024 B = 69 x 1448 + 112 -> 70 packets; 5,024 B = 3 x 1448 + 680 -> 4 packets
-    assert c.row("packets (data direction)").measured == 74 == c.row("packets (data direction)").predicted
+    assert c.row("packets").measured == 74 == c.row("packets").predicted
     wire = (69 * 1514 + 178) + (3 * 1514 + 746)
-    assert c.row("bytes on the wire (data direction, Ethernet frames)").measured == wire
-    assert c.row("bytes on the wire (data direction, Ethernet frames)").error == 0
-    assert c.row("payload bytes").measured == 105_000
+    assert c.row("wire_bytes").measured == wire
+    assert c.row("wire_bytes").error == 0
+    assert c.row("payload_bytes").measured == 105_000
     assert c.reverse_packets == 2 and c.retransmissions == 0
     # paced at exactly the rate: the goodput matches the packetization model (to pcap's microseconds)
-    assert abs(c.row("goodput while sending (capture)").error) < 1e-4
+    assert abs(c.row("goodput").error) < 1e-4
     assert dict((b, (p, m)) for b, p, m in c.histogram)["1280-2559"] == (72, 72)
 
 
@@ -98,7 +98,7 @@ def test_a_prediction_without_a_bucket_gets_the_testbeds_at_1gbit(tmp_path):
     assert fr.predicted_transfer_s == pytest.approx(728_144e-9, rel=1e-9)  # a full bucket: the same time
     # the capture was paced by that bucket: the goodput while sending matches (to pcap's microseconds: one
     # us in 728 is 0.14%; the 2-frame bucket would be 11.6% off)
-    assert abs(c.row("goodput while sending (capture)").error) < 0.005
+    assert abs(c.row("goodput").error) < 0.005
 
 
 def test_retransmissions_are_not_data(tmp_path):
@@ -106,7 +106,7 @@ def test_retransmissions_are_not_data(tmp_path):
     wrpcap(str(f), _flow([100_000], retransmit=10))
     c = compare(f, _prediction([100_000]))
     assert c.retransmissions == 1
-    assert c.row("packets (data direction)").measured == 70
+    assert c.row("packets").measured == 70
 
 
 def test_truncated_pcap(tmp_path):
@@ -148,7 +148,7 @@ def test_without_prediction_infers_the_flow(tmp_path):
     f = tmp_path / "a.pcap"
     wrpcap(str(f), _flow([50_000]))
     c = compare(f)
-    assert c.row("packets (data direction)").measured == 35  # 50,024 B = 34 x 1448 + 792
+    assert c.row("packets").measured == 35  # 50,024 B = 34 x 1448 + 792
 
 
 def test_cli_compare_errors_and_report(tmp_path):

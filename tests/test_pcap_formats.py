@@ -140,8 +140,8 @@ def test_truncated_without_and_with_partial(tmp_path):
     c = compare(f, _prediction([10_000]), partial=True)
     assert c.packets_analysed == 3 and c.truncated_at == 4614
     assert "analysed the 3 packets before the truncation at byte 4614" in c.notes
-    assert c.row("packets (data direction)").measured == 3
-    assert c.row("payload bytes").measured == 3 * 1448 - 24
+    assert c.row("packets").measured == 3
+    assert c.row("payload_bytes").measured == 3 * 1448 - 24
     # pcapng: the block of the fourth packet is cut
     ng = tmp_path / "t.pcapng"
     write_pcapng(ng, tcp_flow([10_000]))
@@ -206,7 +206,7 @@ def test_sequence_wrap_is_not_a_retransmission(tmp_path):
     write_pcap(f, tcp_flow([100_000], seq0=(1 << 32) - 5000, retransmit=10))
     c = compare(f, _prediction([100_000]))
     assert c.retransmissions == 1  # only the one repeated on purpose
-    assert c.row("packets (data direction)").measured == 70
+    assert c.row("packets").measured == 70
 
 
 def _frames() -> list[bytes]:
@@ -416,12 +416,12 @@ def test_udp_flow_and_inference_among_flows(tmp_path):
     frame = replace(tcp.frames[0], packets=pk.count, sizes=pk.sizes, frame_bytes=pk.frame_bytes)
     pred = replace(tcp, proto="udp", frames=(frame,))
     c = compare(f, pred)
-    assert c.row("packets (data direction)").measured == 4 == c.row("packets (data direction)").predicted
-    assert c.row("bytes on the wire (data direction, Ethernet frames)").measured == 3 * 1514 + 698
-    assert c.row("payload bytes").measured == 5000 and c.other_packets == 3
+    assert c.row("packets").measured == 4 == c.row("packets").predicted
+    assert c.row("wire_bytes").measured == 3 * 1514 + 698
+    assert c.row("payload_bytes").measured == 5000 and c.other_packets == 3
     inferred = compare(f)
     assert inferred.flow == f"udp {DEV} -> {EDGE}:{PORT}"
-    assert inferred.row("packets (data direction)").measured == 4
+    assert inferred.row("packets").measured == 4
 
 
 def test_pcapng_block_types_each_have_their_handler(tmp_path):

@@ -32,12 +32,12 @@ def test_replay_80mbit_matches_prediction(tmp_path):
     c = r.comparison
     assert c is not None
     # hand-worked: pool5 of VGG-16 is 25,088 fp32 values = 100,352 B -> 70 packets a frame
-    assert c.row("packets (data direction)").measured == 8 * 70
+    assert c.row("packets").measured == 8 * 70
     # packetization is deterministic: the bytes are exact (retransmissions would be counted apart)
-    assert c.row("bytes on the wire (data direction, Ethernet frames)").error == 0
+    assert c.row("wire_bytes").error == 0
     # 3%: capture stamps are taken when the edge's softirq runs; on a loaded 2-core VM it runs up to a few
     # hundred microseconds late, against the 10.2 ms each frame's packets take at 80 Mbit/s
-    assert abs(c.row("goodput while sending (capture)").error) < 0.03
+    assert abs(c.row("goodput").error) < 0.03
     # against the calibrated rate, not the nominal one: the calibration measured what this machine
     # delivers now; 5% on the mean for the same wake-up delays at both ends of each frame
     assert r.calibration is not None
@@ -71,7 +71,7 @@ def test_udp_replay(tmp_path):
     r = replay(cfg)
     assert r.error is None and r.capture.complete
     # 512x7x7 fp32 = 100,352 B + 24 B header: 1,460 B a datagram -> 69 datagrams a frame
-    assert r.comparison is not None and r.comparison.row("packets (data direction)").measured == 4 * 69
+    assert r.comparison is not None and r.comparison.row("packets").measured == 4 * 69
 
 
 @pytest.mark.parametrize("proto, per_frame", [("tcp", 70), ("udp", 69)])

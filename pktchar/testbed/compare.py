@@ -134,15 +134,22 @@ def _rows(
     while sending (frames of more than two packets) and the mean transfer time of frames of 100 kB or more."""
     t, fps = flow.transport, flow.frames
     rows = [
-        Measure("frames", len(fps), sum(1 for f in frames if f.packets), ""),
-        Measure("packets (data direction)", sum(f.packets for f in fps), packets, ""),
+        Measure("frames", len(fps), sum(1 for f in frames if f.packets), "", "frames"),
+        Measure("packets (data direction)", sum(f.packets for f in fps), packets, "", "packets"),
         Measure(
             "bytes on the wire (data direction, Ethernet frames)",
             sum(f.frame_bytes for f in fps),
             int(flen.sum()),
             "B",
+            "wire_bytes",
         ),
-        Measure("payload bytes", sum(f.payload for f in fps), int(pay.sum()) - t.app_header * len(fps), "B"),
+        Measure(
+            "payload bytes",
+            sum(f.payload for f in fps),
+            int(pay.sum()) - t.app_header * len(fps),
+            "B",
+            "payload_bytes",
+        ),
     ]
     return rows + _timing_rows(frames, t)
 
@@ -160,7 +167,9 @@ def _goodput_row(frames: list[FrameResult], t: Transport) -> Measure | None:
     busy = sum(f.capture_span_s or 0 for f in spans)
     model = sum(f.predicted_span_s or 0 for f in spans)
     if model > 0 and busy > 0:  # a frame the bucket sends whole has no modelled span to time
-        return Measure("goodput while sending (capture)", moved * 8 / model, moved * 8 / busy, "bit/s")
+        return Measure(
+            "goodput while sending (capture)", moved * 8 / model, moved * 8 / busy, "bit/s", "goodput"
+        )
     return None
 
 
@@ -174,6 +183,7 @@ def _transfer_row(frames: list[FrameResult]) -> Measure | None:
         sum(f.predicted_transfer_s or 0 for f in big) / len(big),
         sum(f.transfer_s or 0 for f in big) / len(big),
         "s",
+        "transfer",
     )
 
 

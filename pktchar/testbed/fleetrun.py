@@ -487,7 +487,7 @@ def _wire_bytes(sc: FleetScenario, res: Result, d: str, fr: list[FrameTiming]) -
     except PktcharError as e:
         res.notes.append(f"{d}: compare failed: {e}")
         return None
-    return int(c.row("bytes on the wire (data direction, Ethernet frames)").measured)
+    return int(c.row("wire_bytes").measured)
 
 
 def _device(sc: FleetScenario, res: Result, k: int, fr: list[FrameTiming], start: int) -> DeviceMeasured:

@@ -508,6 +508,7 @@ class Measure:
     predicted: float | None
     measured: float | None
     unit: str = ""
+    key: str = ""  # a stable name code finds the figure by (Comparison.row); not in the JSON
 
     @property
     def error(self) -> float | None:
@@ -542,6 +543,11 @@ class FrameResult:
     transfer_s: float | None = None  # application: send -> last byte at the edge
     predicted_transfer_s: float | None = None
 
+    @property
+    def transfer(self) -> Measure:
+        """The frame's transfer time (send -> last byte at the edge), measured against predicted."""
+        return Measure("transfer time", self.predicted_transfer_s, self.transfer_s, "s", "transfer")
+
 
 @dataclass
 class Comparison:
@@ -559,11 +565,13 @@ class Comparison:
     packets_analysed: int = 0  # packets read from the capture (all of them, or those before a truncation)
     truncated_at: int | None = None  # partial analysis: the byte where the capture is cut
 
-    def row(self, metric: str) -> Measure:
+    def row(self, key: str) -> Measure:
+        """The row named ``key`` (one of compare's: frames, packets, wire_bytes, payload_bytes,
+        goodput, transfer), never found by its display label."""
         for r in self.rows:
-            if r.metric == metric:
+            if r.key == key:
                 return r
-        raise KeyError(metric)
+        raise KeyError(key)
 
     def to_dict(self) -> dict[str, Any]:
         return {

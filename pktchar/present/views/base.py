@@ -43,13 +43,6 @@ class Output:
             console.print(line, highlight=False)
 
 
-def rel(measured: float | None, predicted: float | None) -> float | None:
-    """Measured against predicted as a fraction (a ``ratio`` column), None when either is missing."""
-    if measured is None or not predicted:
-        return None
-    return measured / predicted - 1
-
-
 def ms(x: float | None) -> float | None:
     """Seconds as milliseconds (an ``ms`` column), None kept."""
     return None if x is None else x * 1000

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..render import Column, Table
-from .base import Output, rel
+from .base import Output
 
 if TYPE_CHECKING:
     from ...testbed.capture import CaptureStats
@@ -72,7 +72,7 @@ def frames_table(c: Comparison) -> Table:
                 "frame_bytes": f.frame_bytes,
                 "transfer_ms": None if f.transfer_s is None else f.transfer_s * 1000,
                 "predicted_ms": None if f.predicted_transfer_s is None else f.predicted_transfer_s * 1000,
-                "error": rel(f.transfer_s, f.predicted_transfer_s),
+                "error": f.transfer.error,
             }
         )
     return Table("Frames", cols, rows)
@@ -141,10 +141,10 @@ def app_timing_tables(r: Result) -> list[Table]:
         Column("error", "error", "ratio", digits=2),
     )
     summary = [{"frame": k, "measured_ms": v["measured_s"] * 1000,
-                "predicted_ms": v["predicted_s"] * 1000, "error": rel(v["measured_s"], v["predicted_s"])}
+                "predicted_ms": v["predicted_s"] * 1000, "error": v["error"]}
                for k, v in a.summary().items()]  # fmt: skip
     frames = [{"frame": str(f.id), "payload": f.payload, "measured_ms": f.measured_s * 1000,
-               "predicted_ms": f.predicted_s * 1000, "error": rel(f.measured_s, f.predicted_s)}
+               "predicted_ms": f.predicted_s * 1000, "error": f.error}
               for f in a.frames]  # fmt: skip
     what = "send -> the edge's answer back here"
     return [
