@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ..core.units import human_bytes, human_count, human_number, human_rate
+from ..core.units import human_bytes, human_count, human_number, human_per, human_rate
 
 # The kinds a column declares, and what its cells hold:
 #   text, para  text (para: long text, wrapped in LaTeX)   shape  a tensor shape (list of ints, or lists)
@@ -28,7 +28,8 @@ from ..core.units import human_bytes, human_count, human_number, human_rate
 #   ms          milliseconds (``digits`` decimals, 1 unless given)
 #   ratio       a relative error, measured / predicted - 1 (signed percent, ``digits`` decimals, 1 unless given)
 #   percent     a share, 0..1 (percent, ``digits`` decimals, 0 unless given)
-NUMERIC = frozenset({"int", "count", "bytes", "rate", "float", "seconds", "ms", "ratio", "percent"})
+#   per         a packet error rate, 0..1 (as 3GPP writes it, 10^-6, in human formats and markdown; exact in CSV)
+NUMERIC = frozenset({"int", "count", "bytes", "rate", "float", "seconds", "ms", "ratio", "percent", "per"})
 KINDS = NUMERIC | {"text", "para", "shape"}
 _DIGITS = {"seconds": 3, "ms": 1, "ratio": 1, "percent": 0}
 
@@ -82,6 +83,8 @@ def _human_number(col: Column, v: Any) -> str:
         return f"{int(v):,}"
     if col.kind == "rate":
         return human_rate(v)
+    if col.kind == "per":
+        return human_per(v)
     if isinstance(v, int) and col.kind not in ("ratio", "percent"):  # a count among figures: exactly
         return f"{v:,}"
     if col.kind == "float" and col.digits is None:
@@ -139,7 +142,7 @@ def cell_exact(col: Column, v: Any, thousands: bool = True) -> str:
         return f"{int(v):,}" if thousands else str(int(v))
     if col.kind == "rate":
         return f"{round(v):,}" if thousands else str(round(v))
-    if col.kind in ("ratio", "percent"):
+    if col.kind in ("ratio", "percent", "per"):
         return _human_number(col, v) if thousands else exact(v)
     if col.kind in NUMERIC:
         return exact(v)

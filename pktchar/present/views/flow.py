@@ -106,13 +106,12 @@ def requirements_table(r: Requirements, title: str = "Flow requirements") -> Tab
 
 
 def fiveqi_table(r: Requirements) -> Table:
-    from ...core.units import human_per
 
     cols = (
         Column("qi", "5QI", "int"),
         Column("resource", "type", "text"),
         Column("pdb", "PDB (ms)", "ms", digits=0),
-        Column("per", "PER", "text"),
+        Column("per", "PER", "per"),
         Column("mdbv", "MDBV (B)", "int"),
         Column("services", "example services", "text"),
         Column("fits", "fits", "text"),
@@ -124,7 +123,7 @@ def fiveqi_table(r: Requirements) -> Table:
             "qi": f.fiveqi.qi,
             "resource": f.fiveqi.resource,
             "pdb": f.fiveqi.pdb_ms,
-            "per": human_per(f.fiveqi.per),
+            "per": f.fiveqi.per,
             "mdbv": f.fiveqi.mdbv,
             "services": f.fiveqi.services,
             "fits": "yes" if f.fits else "no",
