@@ -157,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gap", type=float, default=0.3)
     ap.add_argument("--timeout", type=float, default=30.0)
     ap.add_argument("--local", action="store_true", help="one worker, no process group (compute only)")
+    ap.add_argument("--collectives", default="", help="bytes to all-reduce alone first, comma-separated")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     try:
         return _run(args)
@@ -201,6 +203,16 @@ def _run(args: argparse.Namespace) -> int:
         opt.zero_grad(set_to_none=True)
         return t0, t1, t2, time.time()
 
+    def fwd_bwd() -> float:
+        """A forward and backward on the plain model (no DDP: nothing sent), the gradients dropped (no
+        optimizer step: the replicas stay equal); returns when the forward ended."""
+        x, y = next(data)
+        loss = loss_fn(net(x), y)
+        t = time.time()
+        loss.backward()
+        opt.zero_grad(set_to_none=True)
+        return t
+
     fwd, bwd, ops = [], [], []
     for k in range(args.compute_steps + 1):  # the first is a warm-up
         t0, t1, t2, t3 = step(net)
@@ -218,21 +230,28 @@ def _run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel as DDP
 
+    from .train_clock import Probe, time_collectives
+
     timeout = datetime.timedelta(seconds=args.timeout)
     dist.init_process_group("gloo", rank=args.rank, world_size=args.world, timeout=timeout)
     emit({"event": "ready", "rank": args.rank, "t": time.time()})
+    sizes = [int(x) for x in args.collectives.split(",") if x]
+    probe = Probe(params, args.hook, sizes, 2 if args.hook in ("fp16", "bf16") else 4)
+    if sizes:  # the collectives alone on these links first: gloo, the kernel's TCP, the captures
+        dist.all_reduce(torch.ones(max(sizes) // probe.elem))  # the pairs' buffers and TCP windows grown once
+        emit({"event": "collectives", "rank": args.rank, "elem": probe.elem,
+              "sizes": time_collectives(sizes, probe.elem, args.repeats)})  # fmt: skip
+        time.sleep(args.gap)
     t0 = time.time()
     ddp = DDP(net, bucket_cap_mb=args.bucket_mb, broadcast_buffers=True)
-    if args.hook != "none":
-        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks as H
-
-        ddp.register_comm_hook(None, H.fp16_compress_hook if args.hook == "fp16" else H.bf16_compress_hook)
+    probe.attach(ddp)
     emit({"event": "ddp", "rank": args.rank, "t0": t0, "t1": time.time()})
     time.sleep(args.gap)
     for k in range(args.steps):
-        t0, t1, t2, t3 = step(ddp)
-        emit({"event": "step", "rank": args.rank, "step": k, "t0": t0, "t_fwd": t1, "t_bwd": t2, "t_end": t3})
+        emit({"event": "step", "rank": args.rank, "step": k, **probe.step(lambda: step(ddp))})
         time.sleep(args.gap)  # a quiet gap: the capture splits into steps at these
+        emit({"event": "plain", "rank": args.rank, "step": k, **probe.between(fwd_bwd)})
+        time.sleep(args.gap)
     from ..model.torch_compat import ddp_logging_data
 
     log = ddp_logging_data(ddp)

@@ -30,8 +30,9 @@ gloo's allreduce.cc, broadcast.cc and transport/tcp/pair.cc):
 * TCP/IPv4/Ethernet: 66 B of headers a segment (14 + 20 + 20 + 12 B timestamps), MSS 1448 at MTU 1500.
 
 Modules: ``gloo`` (collectives as messages, DDP's bucket rules), ``plan`` (a step per worker), ``scenario``
-(the workers on the runner), ``analysis`` (measured against predicted), ``run`` (entry points),
-``paper`` (the two-board projection).
+(the workers on the runner), ``analysis`` (measured against predicted), ``host`` (the step on a
+CPU-bound host: compute and each bucket's all-reduce measured alone, chained), ``run`` (entry points),
+``paper`` (the two-board projection), ``boards`` (the host cost a byte the paper's boards needed).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from ...core.packets import Transport
 from ..netns import Link, Topology
 from ..runner import Progress
 from ..schema import Calibration, Events, FlowPrediction, FramePrediction, Outcome, Prediction
+from .host import calibration_sizes
 from .plan import Plan, TrainConfig
 
 
@@ -26,7 +27,7 @@ def worker_name(k: int) -> str:
     return f"w{k}"
 
 
-def worker_cmd(cfg: TrainConfig, rank: int, local: bool = False) -> list[str]:
+def worker_cmd(cfg: TrainConfig, rank: int, local: bool = False, sizes: list[int] | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "pktchar.testbed.train_procs", "--rank", str(rank), "--world", str(cfg.workers),
            "--model", cfg.model, "--classes", str(cfg.classes), "--batch", str(cfg.batch), "--res", str(cfg.res),
            "--steps", str(cfg.steps), "--hook", cfg.hook, "--gap", str(cfg.gap), "--timeout", str(cfg.timeout)]  # fmt: skip
@@ -38,6 +39,8 @@ def worker_cmd(cfg: TrainConfig, rank: int, local: bool = False) -> list[str]:
         cmd += ["--data", cfg.data]
     if local:
         cmd.append("--local")
+    elif sizes:
+        cmd += ["--collectives", ",".join(str(b) for b in sizes)]
     return cmd
 
 
@@ -174,10 +177,11 @@ class TrainScenario:
     def traffic(self, topo: Topology, work: Path, outcome: Outcome, progress: Progress | None) -> None:
         procs = []
         master = topo.eps["w0"].ip
+        sizes = calibration_sizes(self.plan)  # each worker times these all-reduces alone first
         for r in range(self.cfg.workers):
             env = {**os.environ, "GLOO_SOCKET_IFNAME": topo.eps[f"w{r}"].ifname, "MASTER_ADDR": master,
                    "MASTER_PORT": str(self.cfg.port), "OMP_NUM_THREADS": "1"}  # fmt: skip
-            procs.append(topo.popen(f"w{r}", worker_cmd(self.cfg, r), stdout=subprocess.PIPE,
+            procs.append(topo.popen(f"w{r}", worker_cmd(self.cfg, r, sizes=sizes), stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=env))  # fmt: skip
         self.workers = Workers(procs)
         budget = 120 + self.cfg.steps * 60 * max(1, self.cfg.batch / 16) * self.cfg.workers
