@@ -262,7 +262,7 @@ def analyse(cfg: TrainConfig, plan: Plan, res: Result) -> TrainReport:
         per_worker.append(_worker(plan, r, m))
     rows = _step_rows(plan, _steps_of(ev, 0), per_worker[0] if per_worker else None)
     cal = res.calibration.link_rate_measured_bps if res.calibration else None
-    timing = predict_time(cfg, plan, compute, rows, cal)
+    timing = predict_time(cfg, plan, compute, rows, cal, ev)
     done = next((e for e in ev if e.get("event") == "done" and e["worker"] == 0), {})
     ddp = {
         "bucket_sizes": done.get("bucket_sizes", ""),
@@ -321,12 +321,15 @@ def predict_time(
     compute: dict[str, float],
     rows: list[StepRow],
     calibrated: float | None = None,
+    events: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Time a step: compute measured without DDP plus the wire time at the link rate, with nothing hidden
     (upper bound) and with every bucket but the last hidden behind backward (lower bound); the same at
     the calibrated rate; against the measured steady steps (from the third on, after the rebuild).
     Hidden = compute + measured all-reduce span - measured step: the part of the all-reduce that ran
-    while backward was still computing."""
+    while backward was still computing. With the workers' ``events``, also ``host``: the host model
+    (:func:`pktchar.testbed.trainsync.host.host_timing`), each bucket chained from compute and the
+    all-reduce measured alone on this machine."""
     k = min(2, len(plan.steps) - 1)
     bc, ar, last = step_comm(plan, k, cfg.link)
     steady = [r for r in rows if r.step >= 2] or rows
@@ -355,6 +358,12 @@ def predict_time(
     if meas is not None and span is not None:
         hidden = max(0.0, compute["total"] + span - meas)
         out["hidden_s"], out["hidden_fraction"] = hidden, min(1.0, hidden / span) if span else None
+    if events is not None and cfg.workers > 1:
+        from .host import host_timing
+
+        out["host"] = host_timing(
+            events, cfg.workers, cfg.link, plan.elem, bc, compute["opt"], compute["total"]
+        )
     return out
 
 

@@ -14,6 +14,7 @@ from ..capture import default_folder
 from ..netns import Link, require_root
 from ..runner import Progress, run
 from .analysis import StepRow, TrainReport, _loaded, analyse, predict_time
+from .host import calibration_sizes, loopback
 from .plan import Plan, TrainConfig, make_plan
 from .scenario import TrainScenario, worker_cmd
 
@@ -125,7 +126,11 @@ def train_sync(cfg: TrainConfig, progress: Progress | None = None, plan: Plan | 
     name = f"train-sync-{cfg.model}-{cfg.workers}w{variant}.pcap"
     pcap = Path(cfg.pcap) if cfg.pcap else default_folder() / name
     res = run(TrainScenario(cfg, plan), pcap, calibrate_link=cfg.calibrate, progress=progress)
-    return analyse(cfg, plan, res)
+    rep = analyse(cfg, plan, res)
+    if rep.error is None and "host" in rep.timing:
+        announce("train-sync: gloo's all-reduce alone on loopback")
+        rep.timing["host"]["loopback"] = loopback(cfg.workers, calibration_sizes(plan), plan.elem)
+    return rep
 
 
 def parse_workers(text: str) -> list[int]:
