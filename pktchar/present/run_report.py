@@ -166,6 +166,8 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
     if main.per_worker:
         tables.append(("steps", views.train_steps_table(main)))
     tables.append(("timing", views.train_timing_table(main)))
+    host = views.train_host_table(main)
+    tables += [("host", host)] if host else []
     if len(reps) > 1:
         tables.append(("workers", views.train_workers_table(reps)))
     prows = paper_rows(main.config.model, measured_variants(reps)) if main.config.model == "seed000" else []
@@ -193,7 +195,7 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
         figs=figs,
         data=doc,
         command=command,
-        bullets=views.train_lines(main),
+        bullets=views.train_lines(main) + views.train_host_lines(main),
         sections=[("The paper's 3x, explained", paper_lines)] if paper_lines else [],
         force=force,
     )

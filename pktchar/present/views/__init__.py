@@ -77,6 +77,7 @@ from .train import (
     train_timing_table,
     train_workers_table,
 )
+from .train_host import train_board_lines, train_host_lines, train_host_table
 from .upload import (
     partitions_table,
     upload_differences,
@@ -137,6 +138,9 @@ __all__ = [
     "summary_lines",
     "sweep_summary_lines",
     "sweep_table",
+    "train_board_lines",
+    "train_host_lines",
+    "train_host_table",
     "train_lines",
     "train_output",
     "train_paper_lines",

@@ -176,10 +176,14 @@ def train_lines(rep: Any) -> list[str]:
 def train_output(rep: Any) -> Output:
     from rich.markup import escape  # errors quote paths in brackets, which rich would read as markup
 
+    from .train_host import train_host_lines, train_host_table
+
     tables = [train_plan_table(rep), train_timing_table(rep)]
     if rep.per_worker:
         tables.insert(1, train_steps_table(rep))
-    return Output(tables, rep.to_dict(), [escape(x) for x in train_lines(rep)])
+    host = train_host_table(rep)
+    tables += [host] if host else []
+    return Output(tables, rep.to_dict(), [escape(x) for x in train_lines(rep) + train_host_lines(rep)])
 
 
 def train_paper_lines(rows: list[PaperRow]) -> list[str]:

@@ -33,8 +33,9 @@ import statistics
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..schema import Measure
 from .gloo import ring_allreduce
 from .plan import Plan, phase
 
@@ -266,10 +267,10 @@ def _summary(rows: list[dict[str, Any]], elem: int, n: int, rate: float) -> dict
     for key in ("step", "span", "exposed"):
         p, m = _avg([r["predicted"][key] for r in rows]), _avg([r["measured"][key] for r in rows])
         out[f"{key}_predicted_s"], out[f"{key}_measured_s"] = p, m
-        out[f"{key}_error"] = m / p - 1 if p else None
+        out[f"{key}_error"] = Measure(key, p, m).error
         p, m = _median([r["predicted"][key] for r in rows]), _median([r["measured"][key] for r in rows])
         out[f"{key}_predicted_median_s"], out[f"{key}_measured_median_s"] = p, m
-        out[f"{key}_median_error"] = m / p - 1 if p else None
+        out[f"{key}_median_error"] = Measure(key, p, m).error
     out["compute_concurrent_s"] = _avg([r["predicted"]["compute"] for r in rows])
     out["backward_delay_s"] = _avg([r["predicted"]["delay"] for r in rows])
     sizes = rows[0]["measured"]["bytes"]
@@ -282,6 +283,35 @@ def _summary(rows: list[dict[str, Any]], elem: int, n: int, rate: float) -> dict
                        "start_measured_s": _avg([r["measured"]["starts"][i] for r in rows])}
                       for i, b in enumerate(sizes)]  # fmt: skip
     return out
+
+
+class HostMeasures(NamedTuple):
+    """The host model's figures of a run (:func:`host_measures`), measured against predicted, by name."""
+
+    step: Measure  # a steady step
+    span: Measure  # the first bucket's launch to the last one's end
+    exposed: Measure  # the all-reduce after the backward's end
+    buckets: list[Measure]  # each bucket's all-reduce: alone on the links (predicted) against in the step
+    starts: list[Measure]  # each bucket's start: the chain's against its last launch
+
+
+def host_measures(h: dict[str, Any]) -> HostMeasures | None:
+    """The joins of :func:`host_timing`'s figures (``h``); None when no steady step was modelled."""
+    if "step_predicted_s" not in h:
+        return None
+    return HostMeasures(
+        Measure("step", h["step_predicted_s"], h["step_measured_s"], "s"),
+        Measure("all-reduce span", h["span_predicted_s"], h["span_measured_s"], "s"),
+        Measure("all-reduce after the backward", h["exposed_predicted_s"], h["exposed_measured_s"], "s"),
+        [
+            Measure(f"bucket {i} all-reduce", b["alone_s"], b["measured_s"], "s")
+            for i, b in enumerate(h["buckets"])
+        ],
+        [
+            Measure(f"bucket {i} start", b["start_s"], b["start_measured_s"], "s")
+            for i, b in enumerate(h["buckets"])
+        ],
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,5 +391,5 @@ def board_cost(plan: Plan, one_board_s: float, two_boards_s: float, steps: int, 
     return BoardCost(one, two, two - one, wire, sent, msgs, need)
 
 
-__all__ = ["SMALL", "BoardCost", "Bucket", "board_cost", "calibration_sizes", "chain", "fit",
+__all__ = ["HostMeasures", "host_measures", "SMALL", "BoardCost", "Bucket", "board_cost", "calibration_sizes", "chain", "fit",
            "host_timing", "loopback", "path_costs", "ring_messages", "ring_wire_s"]  # fmt: skip
