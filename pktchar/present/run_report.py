@@ -160,6 +160,7 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
     """A train-sync report folder: the plan, per-step and timing tables of the first multi-worker run, the
     workers table, the paper's two-board result explained (md, tex, figures, json)."""
     from ..testbed.trainsync import measured_variants, paper_rows
+    from ..testbed.trainsync.boards import paper_board
 
     main = next((r for r in reps if r.per_worker), reps[0])
     tables = [("plan", views.train_plan_table(main))]
@@ -183,10 +184,13 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
             ("paper", "The paper's two-board time beside pktchar's predictions.", figures.train_paper(prows))
         )
     paper_lines = views.train_paper_lines(prows) if prows else []
+    board = paper_board(main) if prows else None
+    board_lines = views.train_board_lines(board) if board else []
     doc = {
         "paper_explained": paper_lines,
         "runs": [r.to_dict() for r in reps],
         "paper": [r.to_dict() for r in prows],
+        "board": board,
     }
     return write_folder(
         out,
@@ -196,6 +200,7 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
         data=doc,
         command=command,
         bullets=views.train_lines(main) + views.train_host_lines(main),
-        sections=[("The paper's 3x, explained", paper_lines)] if paper_lines else [],
+        sections=([("The paper's 3x, explained", paper_lines)] if paper_lines else [])
+        + ([("The host cost a byte the paper's boards needed", board_lines)] if board_lines else []),
         force=force,
     )
