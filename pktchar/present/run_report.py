@@ -156,19 +156,30 @@ def write_fleet(runs: list[Any], out: str | Path, *, budget: float, command: str
                         data=[r.to_dict() for r in runs], command=command, bullets=bullets)  # fmt: skip
 
 
+def _train_host(main: Any, model_is_the_papers: bool) -> tuple[list[Any], Any, list[Any]]:
+    """The host model's table of ``main`` (if it has one), and for the paper's model the host cost a byte
+    the paper's boards needed, as data and as a report section."""
+    from ..testbed.trainsync.boards import paper_board
+
+    host = views.train_host_table(main)
+    board = paper_board(main) if model_is_the_papers else None
+    lines = views.train_board_lines(board) if board else []
+    sections = [("The host cost a byte the paper's boards needed", lines)] if lines else []
+    return ([("host", host)] if host else []), board, sections
+
+
 def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: bool = False) -> Path:
     """A train-sync report folder: the plan, per-step and timing tables of the first multi-worker run, the
     workers table, the paper's two-board result explained (md, tex, figures, json)."""
     from ..testbed.trainsync import measured_variants, paper_rows
-    from ..testbed.trainsync.boards import paper_board
 
     main = next((r for r in reps if r.per_worker), reps[0])
     tables = [("plan", views.train_plan_table(main))]
     if main.per_worker:
         tables.append(("steps", views.train_steps_table(main)))
     tables.append(("timing", views.train_timing_table(main)))
-    host = views.train_host_table(main)
-    tables += [("host", host)] if host else []
+    host, board, board_sections = _train_host(main, model_is_the_papers=main.config.model == "seed000")
+    tables += host
     if len(reps) > 1:
         tables.append(("workers", views.train_workers_table(reps)))
     prows = paper_rows(main.config.model, measured_variants(reps)) if main.config.model == "seed000" else []
@@ -184,8 +195,6 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
             ("paper", "The paper's two-board time beside pktchar's predictions.", figures.train_paper(prows))
         )
     paper_lines = views.train_paper_lines(prows) if prows else []
-    board = paper_board(main) if prows else None
-    board_lines = views.train_board_lines(board) if board else []
     doc = {
         "paper_explained": paper_lines,
         "runs": [r.to_dict() for r in reps],
@@ -200,7 +209,6 @@ def write_train(reps: list[Any], out: str | Path, *, command: str = "", force: b
         data=doc,
         command=command,
         bullets=views.train_lines(main) + views.train_host_lines(main),
-        sections=([("The paper's 3x, explained", paper_lines)] if paper_lines else [])
-        + ([("The host cost a byte the paper's boards needed", board_lines)] if board_lines else []),
+        sections=([("The paper's 3x, explained", paper_lines)] if paper_lines else []) + board_sections,
         force=force,
     )
