@@ -64,7 +64,7 @@ def train_host_lines(rep: Any) -> list[str]:
                           for s in p["sizes"])  # fmt: skip
         out.append(f"all-reduce alone on the run's links: {sizes}; beyond the wire {_per(p['per_message_s'], 1e-6)} "
                    f"µs a gloo message + {_per(p['per_byte_s'], 1e-9)} ns a byte; CPU {_per(p['cpu_per_byte_s'], 1e-9)} "
-                   f"ns a byte in the workers + {_per(p['irq_per_byte_s'], 1e-9)} ns in interrupts")  # fmt: skip
+                   f"ns a byte in the workers' processes (all of them) + {_per(p['irq_per_byte_s'], 1e-9)} ns in interrupts")  # fmt: skip
     lo = h.get("loopback") or {}
     if lo.get("error"):
         out.append(f"gloo alone on loopback: {lo['error']}")
