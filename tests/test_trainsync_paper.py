@@ -96,3 +96,16 @@ def test_the_view_formats_the_numbers(rows) -> None:
         in text
     )
     assert "with the sync measured here (0.500 s a step" in text and "48,410 s (5.20x one board)" in text
+
+
+def test_measured_sync_takes_the_compute_of_all_workers_at_once() -> None:
+    from pktchar.testbed.trainsync import measured_sync
+
+    # a run whose step took 1.2 s; each worker alone before the process group 1.4 s (its start overlapped the
+    # others' imports), all workers computing at once 0.9 s: the sync is 1.2 - 0.9 = 0.3 s, not -0.2 s
+    run = SimpleNamespace(
+        timing={"step_measured_s": 1.2, "compute_s": 1.4, "host": {"compute_concurrent_s": 0.9}}
+    )
+    assert measured_sync(run) == pytest.approx(0.3)  # type: ignore[arg-type]
+    assert measured_sync(_measured(1.5, 1.0)) == pytest.approx(0.5)  # type: ignore[arg-type]  # no host model
+    assert measured_sync(SimpleNamespace(timing={"step_measured_s": None, "compute_s": 1.0})) is None  # type: ignore[arg-type]

@@ -22,9 +22,16 @@ def sync_s(plan: Plan, rate: float) -> float:
 
 
 def measured_sync(rep: TrainReport) -> float | None:
-    """What synchronising added to a step here: measured step - compute measured without DDP."""
+    """What synchronising added to a step here: measured step - compute measured without DDP, all workers
+    computing at once (the host model's figure) where the run has it, else each worker's figure from before
+    the process group. Here N workers share this host's cores, the paper's boards each had their own: the
+    compute alone before the process group overlaps the others' start-up by chance (0.5-2.2 s measured for
+    one configuration) and made this sync negative in a 2-worker run, where it should be the sync alone."""
     t = rep.timing
-    return (t["step_measured_s"] - t["compute_s"]) if t.get("step_measured_s") is not None else None
+    if t.get("step_measured_s") is None:
+        return None
+    compute = (t.get("host") or {}).get("compute_concurrent_s") or t["compute_s"]
+    return t["step_measured_s"] - compute
 
 
 @dataclass(frozen=True)
