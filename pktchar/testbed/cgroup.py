@@ -47,9 +47,10 @@ def check_fraction(fraction: float) -> float:
 
 
 class CpuLimit:
-    """A cgroup that gives its processes ``fraction`` of one core (CFS quota per 100 ms period)."""
+    """A cgroup that gives its processes ``fraction`` of one core (CFS quota per ``period_us``, 100 ms
+    unless given)."""
 
-    def __init__(self, name: str, fraction: float) -> None:
+    def __init__(self, name: str, fraction: float, period_us: int = PERIOD_US) -> None:
         self.fraction = check_fraction(fraction)
         self.kind = available()
         if self.kind is None:
@@ -60,14 +61,15 @@ class CpuLimit:
         root = _v2_root() if self.kind == "v2" else V1
         assert root is not None
         self.path = root / f"{PREFIX}{name}"
-        self.quota_us = max(1000, round(fraction * PERIOD_US))
+        self.period_us = period_us
+        self.quota_us = max(1000, round(fraction * period_us))
 
     def create(self) -> CpuLimit:
         self.path.mkdir(exist_ok=True)
         if self.kind == "v2":
-            (self.path / "cpu.max").write_text(f"{self.quota_us} {PERIOD_US}")
+            (self.path / "cpu.max").write_text(f"{self.quota_us} {self.period_us}")
         else:
-            (self.path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+            (self.path / "cpu.cfs_period_us").write_text(str(self.period_us))
             (self.path / "cpu.cfs_quota_us").write_text(str(self.quota_us))
         return self
 
@@ -85,9 +87,7 @@ class CpuLimit:
 
     def describe(self) -> str:
         knob = "cpu.max" if self.kind == "v2" else "cpu.cfs_quota_us"
-        return (
-            f"{self.fraction:g} of a core (cgroup {self.kind} {knob} = {self.quota_us} us per {PERIOD_US} us)"
-        )
+        return f"{self.fraction:g} of a core (cgroup {self.kind} {knob} = {self.quota_us} us per {self.period_us} us)"
 
     def close(self) -> None:
         remove(self.path)
