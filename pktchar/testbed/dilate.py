@@ -1,0 +1,186 @@
+"""Time dilation: a thread that computes as if its core were ``fraction`` of this one, at every time scale
+down to one module call.
+
+A CFS quota cannot do this (``docs/architecture.md``, and ``pktchar testbed device`` measures it): the
+kernel hands a group its quota of at least 1 ms at the start of each period of at most 1 ms / fraction, so
+work shorter than the quota that starts with quota left runs at full speed, and the period's refill and
+the tick overshoot the target at every fraction (at 0.1 of a core a 10 ms period gave 13x for 100 ms of
+work, at 0.5 a 2 ms period 2.3x).
+
+Here the thread pays for its own work with sleep. Inside a :class:`Dilation` (a context manager), a
+forward hook on every module call (``torch.nn.modules.module.register_module_forward_hook``; present
+only while some thread is inside one) takes the thread's CPU time since the last call (``thread_time``:
+the work itself, not time spent waiting for a core) and keeps an account in wall time: the work x
+1/fraction is owed, the wall time since the last call is paid. When the debt reaches
+:data:`MIN_SLEEP_NS` the thread sleeps it. So:
+
+* a piece of work of CPU time ``c`` takes ``c / fraction``, whether it is 1 ms or 1 s, however it starts;
+* what the host adds (a wait for a core on a loaded machine, a sleep's overshoot) counts as paid, up to
+  :data:`MAX_CREDIT_NS` ahead, and does not add to the device's time (a device's core is its own);
+* the end of a context pays the rest to the microsecond (a sleep, then a spin of at most
+  :data:`SPIN_NS`), so a context's wall time is its work / fraction: wrap each unit that is timed;
+* only the thread inside the context is slowed, and only for its own CPU time (one intra-op thread: the
+  device processes set ``torch.set_num_threads(1)``); other threads (sockets) run at this machine's speed.
+
+Work between two module calls (a functional ``add``, Python) is charged at the next call or at the
+context's end; within one module call the work runs at full speed and its sleep follows it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+MIN_SLEEP_NS = 2_000_000  # pay a debt once it is this large (see the module)
+MAX_CREDIT_NS = (
+    1_000_000  # the host's delays the thread may make up for later (not more: not a faster device)
+)
+SPIN_NS = (
+    60_000  # the end of a context sleeps to within this of its target, then spins (a sleep overshoots ~30 us)
+)
+PR_SET_TIMERSLACK, PR_GET_TIMERSLACK = 29, 30
+
+_LOCAL = threading.local()
+_LOCK = threading.Lock()
+_HOOK: dict[str, Any] = {"handle": None, "users": 0}
+_LIBC: list[Any] = []
+
+
+def _checkpoint_hook(module: Any, args: Any, output: Any) -> None:
+    d = getattr(_LOCAL, "dilation", None)
+    if d is not None:
+        d.checkpoint((id(module), getattr(output, "shape", None)))
+
+
+def _hook_on() -> None:
+    from torch.nn.modules.module import register_module_forward_hook
+
+    with _LOCK:
+        if _HOOK["users"] == 0:
+            _HOOK["handle"] = register_module_forward_hook(_checkpoint_hook)
+        _HOOK["users"] += 1
+
+
+def _hook_off() -> None:
+    with _LOCK:
+        _HOOK["users"] -= 1
+        if _HOOK["users"] == 0 and _HOOK["handle"] is not None:
+            _HOOK["handle"].remove()  # no hook left: modules take torch's fast path again
+            _HOOK["handle"] = None
+
+
+def _timer_slack(ns: int | None) -> int | None:
+    """Set this thread's timer slack (Linux; the default 50 us would be added to every sleep); returns
+    the old value, or None where prctl is not there."""
+    try:
+        if not _LIBC:
+            import ctypes
+
+            _LIBC.append(ctypes.CDLL(None, use_errno=True))
+        old = int(_LIBC[0].prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0))
+        if ns is not None:
+            _LIBC[0].prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0)
+        return old
+    except (OSError, AttributeError):
+        return None
+
+
+class Dilation:
+    """``with Dilation(0.25):`` the torch work of this thread takes 4x its CPU time (see the module);
+    ``with d.learning():`` runs at full speed and only learns what each module call costs."""
+
+    def __init__(self, fraction: float, min_sleep_ns: int = MIN_SLEEP_NS) -> None:
+        if not 0 < fraction <= 1:
+            raise ValueError(f"a dilation's fraction must be in (0, 1], got {fraction!r}")
+        self.fraction = fraction
+        self.stretch = 1.0 / fraction
+        self.min_sleep = min_sleep_ns
+        # a module call is (module id, output shape): the CPU ns of each of its warm-up calls, their median,
+        # and the least it took where it had none
+        self.learned: dict[Any, list[int]] = {}
+        self.fixed: dict[Any, int] = {}
+        self.least: dict[Any, int] = {}
+        self.learn = False
+        self.depth = 0
+        self.owed = 0.0  # ns of wall time the thread still owes (negative: ahead, the host delayed it)
+        self.cpu = self.wall = 0
+        self.work_ns = 0  # CPU time charged, over every context
+        self.slept_ns = 0  # wall time spent paying, over every context
+        self._slack: int | None = None
+
+    def learning(self) -> Dilation:
+        """This object as a context that only learns (no sleep): a warm-up."""
+        self.learn = True
+        return self
+
+    def __enter__(self) -> Dilation:
+        if self.depth == 0:
+            if getattr(_LOCAL, "dilation", None) is not None:
+                raise RuntimeError("this thread is already inside a Dilation")
+            _hook_on()
+            _LOCAL.dilation = self
+            self._slack = None if self.learn else _timer_slack(1)
+            self.owed = 0.0
+            self.cpu, self.wall = time.thread_time_ns(), time.perf_counter_ns()
+        self.depth += 1
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        if self.depth:
+            return
+        try:
+            self.checkpoint(None, final=True)
+        finally:
+            _LOCAL.dilation = None
+            if self.learn:
+                self.fixed.update({k: sorted(v)[(len(v) - 1) // 2] for k, v in self.learned.items()})
+            self.learn = False
+            _hook_off()
+            if self._slack is not None:
+                _timer_slack(self._slack)
+
+    def checkpoint(self, key: Any, final: bool = False) -> None:
+        """Charge the work since the last checkpoint (ended by the module call ``key``, or by the
+        context's end when None) and pay what is owed (all of it when ``final``)."""
+        cpu = time.thread_time_ns()
+        if self.learn:
+            if key is not None:
+                self.learned.setdefault(key, []).append(cpu - self.cpu)
+            self.cpu = time.thread_time_ns()  # the bookkeeping is not the call's
+            return
+        wall = time.perf_counter_ns()
+        work = self.fixed.get(key) if key is not None else None
+        if work is None:
+            work = self._least(key, cpu - self.cpu)
+        self.work_ns += work
+        self.owed = max(self.owed + work * self.stretch - (wall - self.wall), -MAX_CREDIT_NS)
+        self.wall = wall  # the sleep below is paid in the next interval's wall time
+        self.cpu = cpu
+        if final:
+            self._settle(wall + self.owed)
+        elif self.owed >= self.min_sleep:
+            time.sleep(self.owed / 1e9)
+            self.slept_ns += time.perf_counter_ns() - wall
+            self.cpu = time.thread_time_ns()  # the sleep is not the device's work
+
+    def _least(self, key: Any, used: int) -> int:
+        """A call the warm-up did not make is charged the least it has taken (the end of a context: what
+        it took)."""
+        if key is None:
+            return used
+        least = self.least[key] = min(used, self.least.get(key, used))
+        return least
+
+    def _settle(self, until: float) -> None:
+        now = time.perf_counter_ns()
+        if until - now > SPIN_NS:
+            time.sleep((until - now - SPIN_NS) / 1e9)
+        while time.perf_counter_ns() < until:
+            pass
+        self.slept_ns += max(0, time.perf_counter_ns() - now)
+        self.owed = 0.0
+
+
+__all__ = ["MAX_CREDIT_NS", "MIN_SLEEP_NS", "Dilation"]
