@@ -38,6 +38,13 @@ class Only(str, Enum):
     splits = "splits"
 
 
+class DeviceLimit(str, Enum):
+    """How an emulated device is made slow (pktchar.testbed.device.MECHANISMS)."""
+
+    dilate = "dilate"
+    cfs = "cfs"
+
+
 class Proto(str, Enum):
     tcp = "tcp"
     udp = "udp"

@@ -2,7 +2,7 @@
 ``pktchar --help`` lists them."""
 
 from ..app import app
-from . import fleet, profile, replay, train, upload
+from . import device, fleet, profile, replay, train, upload
 
 for _name, _fn in [
     ("models", profile.models_cmd),
@@ -19,4 +19,5 @@ for _name, _fn in [
     ("train-sync", train.train_sync_cmd),
 ]:
     app.command(_name)(_fn)
+replay.testbed_app.command("device")(device.testbed_device)
 app.add_typer(replay.testbed_app, name="testbed")

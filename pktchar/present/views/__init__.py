@@ -8,6 +8,7 @@ for each target."""
 from __future__ import annotations
 
 from .base import Output
+from .device import device_output, device_table
 from .fleet import (
     fleet_devices_table,
     fleet_lines,
@@ -105,6 +106,8 @@ __all__ = [
     "cell_text",
     "comparison_table",
     "compare_output",
+    "device_output",
+    "device_table",
     "files_lines",
     "fiveqi_table",
     "fleet_devices_table",
