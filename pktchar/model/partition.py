@@ -24,11 +24,13 @@ higher than IONN's (:func:`plan_hull` gives IONN's set, for comparison).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,17 +182,25 @@ class Costs:
         return wire + sum(self.edge_s[:j]) + sum(self.device_s[j:])
 
 
-def unit_times(ch: Chain, x: torch.Tensor, repeats: int = 3) -> tuple[list[float], list[int]]:
-    """Median seconds of each unit on this CPU (a real model, real input), and each point's bytes."""
+def unit_times(
+    ch: Chain,
+    x: torch.Tensor,
+    repeats: int = 3,
+    around: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> tuple[list[float], list[int]]:
+    """Median seconds of each unit on this CPU (a real model, real input), and each point's bytes. With
+    ``around``, each unit runs (and is timed) inside a fresh ``around()`` context (an emulated device's)."""
     mods = [ch.module(i, i + 1).eval() for i in range(ch.units)]
     sizes = [x.numel() * x.element_size()]
     times: list[list[float]] = [[] for _ in mods]
+    ctx = around or contextlib.nullcontext
     with torch.no_grad():
         for r in range(repeats + 1):  # the first pass warms up
             y = x
             for i, m in enumerate(mods):
                 t = time.perf_counter()
-                y = m(y)
+                with ctx():
+                    y = m(y)
                 if r:
                     times[i].append(time.perf_counter() - t)
                 if r == 1:

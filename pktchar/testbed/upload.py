@@ -28,8 +28,9 @@ from typing import Any, NamedTuple
 from ..core.errors import PktcharError
 from ..core.packets import Transport, packetize
 from ..core.phases import phase
+from . import device as D
 from .capture import default_folder, wait_line
-from .cgroup import CpuLimit, available, check_fraction
+from .cgroup import CpuLimit, check_fraction
 from .netns import Link, Topology, require_root
 from .runner import Progress, predict_frames, run, wait_done
 from .schema import (
@@ -68,6 +69,7 @@ class UploadConfig:
     partitions: str = "auto"  # auto | N | LAYER,LAYER,...
     queries_after: int = 10
     device_cpu: float | None = None
+    device_limit: str = "dilate"  # how the device is made slow: dilate (time dilation) or cfs (a CPU quota)
     res: str | None = None
     pcap: Path | None = None
     images: str | None = None
@@ -95,6 +97,7 @@ class Plan:
     hull: list[int] = field(default_factory=list)  # IONN's convex-hull boundaries, for comparison
     blobs: bytes = b""
     device_cpu: str = "unlimited"
+    device_slowdown: float | None = None  # measured on a 10 ms unit before the run (1 / device_cpu wanted)
 
     @property
     def packed_bytes(self) -> int:
@@ -130,9 +133,13 @@ def prepare(cfg: UploadConfig, progress: Any = None) -> Plan:
     ch = P.chain(net, cfg.model)
     x = torch.randn(1, 3, res.height, res.width)
     edge_s, point_bytes = P.unit_times(ch, x)
-    if cfg.device_cpu:
-        phase(f"{cfg.model}: timing each unit on the device ({cfg.device_cpu:g} of a core)")
-    device_s = _device_times(cfg, ch.units) if cfg.device_cpu else edge_s
+    dev = D.DeviceCpu(cfg.device_cpu, cfg.device_limit) if cfg.device_cpu else None
+    checked = None
+    if dev is not None:
+        phase(f"{cfg.model}: measuring the device ({dev.describe()})")
+        checked = D.measure(dev, [D.CHECK_UNIT_S], repeats=5)
+        phase(f"{cfg.model}: timing each unit on the device ({checked.describe()})")
+    device_s = _device_times(cfg, ch.units, dev) if dev is not None else edge_s
     shapes: list[list[int]] = [list(x.shape)]
     with torch.no_grad():
         y = x
@@ -160,7 +167,6 @@ def prepare(cfg: UploadConfig, progress: Any = None) -> Plan:
         blobs.append(blob)
         sizes.append(len(blob))
         params.append(sum(upload_bytes[a:b]))
-    limit = CpuLimit("probe", cfg.device_cpu).describe() if cfg.device_cpu else "unlimited"
     return Plan(
         model=cfg.model,
         res=res.label,
@@ -177,37 +183,31 @@ def prepare(cfg: UploadConfig, progress: Any = None) -> Plan:
         algorithm=algo,
         hull=P.plan_hull(costs, rate),
         blobs=b"".join(blobs),
-        device_cpu=limit,
+        device_cpu=checked.describe() if checked else "unlimited",
+        device_slowdown=checked.rows[0].slowdown if checked else None,
     )
 
 
-def _device_times(cfg: UploadConfig, units: int) -> list[float]:
-    """Per-unit seconds measured in a process under the device's CPU quota."""
-    import os
+def _device_times(cfg: UploadConfig, units: int, dev: D.DeviceCpu) -> list[float]:
+    """Per-unit seconds measured in a process made slow like the device (dilated, or in its cgroup)."""
+    import contextlib
 
-    from .netns import STATE_DIR, new_run_id
-
-    assert cfg.device_cpu is not None
-    rid = new_run_id()  # registered like a topology's run, so no other run's stale cleanup takes it
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    state = STATE_DIR / f"{rid}.json"
-    state.write_text(json.dumps({"pid": os.getpid(), "endpoints": ["profile"]}))
-    lim = CpuLimit(f"{rid}-profile", cfg.device_cpu).create()
-    try:
-        cmd = lim.wrap([sys.executable, "-m", "pktchar.testbed.upload_procs", "profile", "--model", cfg.model,
-                        "--res", cfg.res or "224", "--repeats", "1"])  # fmt: skip
+    cmd = [sys.executable, "-m", "pktchar.testbed.upload_procs", "profile", "--model", cfg.model, "--res",
+           cfg.res or "224", "--repeats", "1"]  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        if dev.mechanism == "cfs":
+            cmd = stack.enter_context(D.cgroup_for(dev, "profile")).wrap(cmd)
+        else:
+            cmd += ["--dilate", str(dev.fraction)]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    finally:
-        lim.close()
-        state.unlink(missing_ok=True)
     lines = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
     if r.returncode != 0 or not lines or "unit_s" not in lines[-1]:
         raise PktcharError(
-            f"profiling under the CPU quota failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}"
+            f"profiling on the emulated device failed: {(r.stderr.strip().splitlines() or ['?'])[-1]}"
         )
     times = lines[-1]["unit_s"]
     if len(times) != units:
-        raise PktcharError("profiling under the CPU quota found a different chain")
+        raise PktcharError("profiling on the emulated device found a different chain")
     return [float(t) for t in times]
 
 
@@ -260,8 +260,9 @@ class UploadScenario:
         self.edge_proc = topo.popen(EDGE, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert self.edge_proc.stdout is not None
         wait_line(self.edge_proc, self.edge_proc.stdout, "READY", 120)
-        if self.cfg.device_cpu:
-            self.limit = CpuLimit(f"{topo.run_id}-{DEVICE}", self.cfg.device_cpu).create()
+        if self.cfg.device_cpu and self.cfg.device_limit == "cfs":
+            dev = D.DeviceCpu(self.cfg.device_cpu, "cfs")
+            self.limit = dev.limit(f"{topo.run_id}-{DEVICE}").create()
 
     def traffic(self, topo: Topology, work: Path, outcome: Outcome, progress: Progress | None) -> None:
         import threading
@@ -271,6 +272,8 @@ class UploadScenario:
                topo.eps[EDGE].ip, "--queries-after", str(self.cfg.queries_after)]  # fmt: skip
         if self.cfg.images:
             cmd += ["--images", self.cfg.images]
+        if self.cfg.device_cpu and self.cfg.device_limit == "dilate":
+            cmd += ["--dilate", str(self.cfg.device_cpu)]
         dev = topo.popen(DEVICE, cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if self.limit:  # at once: the process is still importing Python when it joins
             self.limit.add(dev.pid)
@@ -567,9 +570,7 @@ def check(cfg: UploadConfig) -> None:
         raise PktcharError(f"`queries_after` must be 0 or more, got {cfg.queries_after}")
     if cfg.device_cpu is not None:
         check_fraction(cfg.device_cpu)
-        if available() is None:
-            raise PktcharError("`device_cpu` needs a cgroup CPU controller (v2 cpu.max or v1 cpu.cfs_quota_us); "
-                               "this machine has neither")  # fmt: skip
+        D.check(cfg.device_cpu, cfg.device_limit, "device_cpu", "device_limit")
     Link(cfg.link)
     p = cfg.partitions.strip()
     if not p:

@@ -229,6 +229,7 @@ def device(a: argparse.Namespace) -> int:
     ch = P.chain(net, a.model)
     tails = {k: ch.module(ranges[k - 1][1], ch.units).eval() for k in range(1, len(ranges))}
     images, _ = load_images(a.images, (r.height, r.width), limit=8)
+    slow = _device_cpu(a.dilate, lambda: net(images[0].unsqueeze(0)))
     try:
         up = socket.create_connection((a.edge, a.upload_port), timeout=30)
         q = socket.create_connection((a.edge, a.query_port), timeout=30)
@@ -289,22 +290,27 @@ def device(a: argparse.Namespace) -> int:
         edge_ns = 0
         with torch.no_grad():
             if k == 0:
-                y = net(x)
+                with slow():
+                    y = net(x)
+                    top1 = int(y.argmax())
             else:
-                payload = _head_and_tensor({"plan": k}, x)
+                with slow():
+                    payload = _head_and_tensor({"plan": k}, x)
                 try:
                     _send_frame(q, qid, 0, payload)
                     fid, flags, sent, buf, first, done = _recv_frame(q)
                 except (OSError, ConnectionError) as e:
                     errors.append(f"edge lost during query {qid}: {e}")
                     break
-                head, mid = _parse_head(buf)
+                with slow():
+                    head, mid = _parse_head(buf)
+                    y = tails[k](mid) if k < len(ranges) else mid
+                    top1 = int(y.argmax())
                 edge_ns = head["edge_ns"]
                 up_b, down_b = len(payload), len(buf)
-                y = tails[k](mid) if k < len(ranges) else mid
         t1 = now()
         emit({"event": "query", "id": qid, "plan": k, "start_ns": t0, "end_ns": t1, "up_bytes": up_b,
-              "down_bytes": down_b, "edge_ns": edge_ns, "top1": int(y.argmax())})  # fmt: skip
+              "down_bytes": down_b, "edge_ns": edge_ns, "top1": top1})  # fmt: skip
         qid += 1
         if complete:
             after += 1
@@ -317,8 +323,27 @@ def device(a: argparse.Namespace) -> int:
     return 0
 
 
+def _device_cpu(fraction: float | None, warm_up: Any) -> Any:
+    """A context factory for the device's compute: a time dilation to ``fraction`` of a core, learned on
+    ``warm_up()`` run three times at full speed (:mod:`.dilate`); without a fraction, nothing (a cgroup
+    quota, if any, is set from outside)."""
+    import contextlib
+
+    if not fraction:
+        return contextlib.nullcontext
+    import torch
+
+    from .dilate import Dilation
+
+    dil = Dilation(fraction)
+    with torch.no_grad(), dil.learning():
+        for _ in range(3):
+            warm_up()
+    return lambda: dil
+
+
 # ----------------------------------------------------------------------------------------------
-# profile: per-unit times on this side (run under the device's CPU quota)
+# profile: per-unit times on this side (run as the device: dilated, or under its CPU quota)
 
 
 def profile(a: argparse.Namespace) -> int:
@@ -329,8 +354,10 @@ def profile(a: argparse.Namespace) -> int:
     torch.manual_seed(0)
     net = zoo.build(zoo.resolve(a.model), device="cpu").eval()
     ch = P.chain(net, a.model)
+    x = torch.randn(1, 3, r.height, r.width)
+    slow = _device_cpu(a.dilate, lambda: P.unit_times(ch, x, repeats=0))
     t0 = time.perf_counter()
-    times, sizes = P.unit_times(ch, torch.randn(1, 3, r.height, r.width), repeats=a.repeats)
+    times, sizes = P.unit_times(ch, x, repeats=a.repeats, around=slow)
     emit({"unit_s": times, "point_bytes": sizes, "seconds": time.perf_counter() - t0})
     return 0
 
@@ -343,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--model", required=True)
         s.add_argument("--res", required=True)
         s.add_argument("--threads", type=int, default=1)
+        if name != "edge":
+            s.add_argument(
+                "--dilate", type=float, default=None
+            )  # the device's fraction of a core, by dilation
         if name != "profile":
             s.add_argument("--plan", required=True)
             s.add_argument("--upload-port", type=int, default=5301)

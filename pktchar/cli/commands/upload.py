@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..app import _bar, _command_line, _live_end, _writable_folder, friendly
-from ..options import Fmt, ImagesOpt, LiveFmtOpt, ReportOpt, model_list
+from ..options import DeviceLimit, Fmt, ImagesOpt, LiveFmtOpt, ReportOpt, model_list
 
 
 class Create(str, Enum):
@@ -41,8 +41,16 @@ def upload_cmd(
     ] = 10,
     device_cpu: Annotated[
         float | None,
-        typer.Option("--device-cpu", help="CPU cores the device may use, e.g. 0.25 (a cgroup quota)"),
+        typer.Option("--device-cpu", help="The device's fraction of one core, in (0, 1], e.g. 0.25"),
     ] = None,
+    device_limit: Annotated[
+        DeviceLimit,
+        typer.Option(
+            "--device-limit",
+            help="How the device is made slow: dilate (time dilation in its process) or cfs (a cgroup CPU "
+            "quota at the shortest period)",
+        ),
+    ] = DeviceLimit.dilate,
     res: Annotated[
         str | None, typer.Option("--res", "-r", help="Input resolution (default: the model's own)")
     ] = None,
@@ -69,7 +77,7 @@ def upload_cmd(
     _writable_folder(report, "--report")
     _writable_folder(pcap.parent if pcap else None, "--pcap")
     cfgs = [UploadConfig(model=m, link=parse_rate(link), create=create.value, partitions=partitions,
-                         queries_after=queries_after, device_cpu=device_cpu, res=res,
+                         queries_after=queries_after, device_cpu=device_cpu, device_limit=device_limit.value, res=res,
                          pcap=(pcap.with_name(f"{pcap.stem}-{m}{pcap.suffix}") if len(names) > 1 else pcap) if pcap
                          else None, images=str(images) if images else None, calibrate=calibrate)
             for m in names]  # fmt: skip
