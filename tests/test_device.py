@@ -13,14 +13,16 @@ from pktchar.core.errors import PktcharError
 from pktchar.testbed import device as D
 from pktchar.testbed import dilate
 from pktchar.testbed.dilate import Dilation
+from pktchar.testbed.upload import UploadConfig, check
 
 from conftest import run_cli
 
 # Tolerance of a measured slowdown, against 1 / fraction. The criterion is 10% (issue 18), met on a quiet
-# machine (reports/benchmarks.md); this suite runs beside other engineers' tests on 2 cores (load averages
-# of 2 to 5 seen). Load moves the free baseline (a unit's CPU time run back to back varies by some 5% when
-# another process shares the caches), and a wait for a core longer than the dilation's credit (10 ms) adds
-# to the emulated time; each is the median of 5 repeats. 15% holds under that load (loaded runs: -6% to +9%).
+# machine (reports/benchmarks.md). This suite runs beside other engineers' tests on 2 cores (load averages up
+# to 5 seen), which moves the free baseline (a unit's CPU time, run back to back, varies by some 5% when other
+# processes share the caches): 15%, each figure the median of 5 repeats. Above it, only what the host made
+# the emulated unit wait for a core (the kernel's run-queue time, `host_wait_s`): a host that gives the device
+# less than a quarter of a core makes it slower than a quarter of a core, whatever the mechanism.
 LOADED_TOLERANCE = 0.15
 
 
@@ -49,6 +51,14 @@ def test_the_cfs_period_is_the_shortest_the_kernel_allows() -> None:
     assert text.startswith("0.25 of a core, by time dilation (") and text.endswith(
         "measured slowdown 3.98x at 10 ms"
     )
+
+
+def test_upload_checks_the_device_fields() -> None:
+    with pytest.raises(PktcharError, match=r"^device_cpu must be in \(0, 1\]"):
+        check(UploadConfig("mobilenet_v1", device_cpu=1.5))
+    with pytest.raises(PktcharError, match="^device_limit must be dilate or cfs"):
+        check(UploadConfig("mobilenet_v1", device_cpu=0.25, device_limit="nice"))
+    check(UploadConfig("mobilenet_v1", device_cpu=0.25))  # dilation: no root, no cgroup needed
 
 
 def _conv_work() -> tuple[torch.nn.Module, torch.Tensor]:
@@ -97,7 +107,8 @@ def test_testbed_device_json_slowdown_is_one_over_the_fraction() -> None:
     for u in d["units"]:
         assert u["target"] == 4.0
         assert u["free_s"] == pytest.approx(u["unit_s"], rel=0.5)  # calibrated to the unit's length
-        assert abs(u["slowdown"] / 4.0 - 1) < LOADED_TOLERANCE, (u, d["load"])
+        host = u["host_wait_s"] / (u["free_s"] * 4.0)  # the host's wait, as a share of the target time
+        assert -LOADED_TOLERANCE < u["slowdown"] / 4.0 - 1 < LOADED_TOLERANCE + host, (u, d["load"])
         assert u["error"] == pytest.approx(u["slowdown"] / 4.0 - 1)
 
 

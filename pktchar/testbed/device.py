@@ -131,6 +131,7 @@ class UnitRow:
     target: float  # 1 / fraction
     error: float  # slowdown / target - 1
     charged_s: float | None = None  # dilate: median work charged (what the unit's module calls cost warm)
+    host_wait_s: float = 0.0  # median time the emulated unit waited for a core (this host's load)
     free_runs: list[float] = field(default_factory=list)
     emulated_runs: list[float] = field(default_factory=list)
 
@@ -289,6 +290,15 @@ def _work() -> tuple[Any, float]:
     return run, statistics.median(_timed(run, 1)[0] for _ in range(21))
 
 
+def _run_queue_s() -> float:
+    """Seconds this thread has waited for a core while runnable (the kernel's schedstat; 0 without it)."""
+    try:
+        with open("/proc/thread-self/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _timed(run: Any, n: int, ctx: Any = None) -> tuple[float, float]:
     """(CPU s, wall s) of ``run(n)``, inside ``ctx`` when given."""
     c, w = time.thread_time_ns(), time.perf_counter_ns()
@@ -309,7 +319,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         n = max(1, round(unit / block_s))
         print(json.dumps({"phase": f"{human_duration(unit)} units ({n} x a bottleneck), {spec['repeats']} times "
                                    "free and emulated"}), flush=True)  # fmt: skip
-        warm, cold, emu, charged = [], [], [], []
+        warm, cold, emu, charged, waits = [], [], [], [], []
         for _ in range(spec["repeats"]):
             run(n)
             warm.append(_timed(run, n))  # back to back: warm
@@ -317,10 +327,12 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             cold.append(_timed(run, n))  # after a wait, as the emulated unit: this host's cold start
             with mech.limited():
                 time.sleep(gap)
-                before = mech.charged()
+                before, waited = mech.charged(), _run_queue_s()
                 emu.append(_timed(run, n, mech.unit()))
                 charged.append(mech.charged() - before)
-        rows.append(_row(unit, n, f, warm, cold, emu) | {"charged_s": statistics.median(charged) or None})
+                waits.append(_run_queue_s() - waited)
+        rows.append(_row(unit, n, f, warm, cold, emu)
+                    | {"charged_s": statistics.median(charged) or None, "host_wait_s": statistics.median(waits)})  # fmt: skip
     return {"block_s": block_s, "rows": rows}
 
 
