@@ -355,7 +355,8 @@ def profile(a: argparse.Namespace) -> int:
     net = zoo.build(zoo.resolve(a.model), device="cpu").eval()
     ch = P.chain(net, a.model)
     x = torch.randn(1, 3, r.height, r.width)
-    slow = _device_cpu(a.dilate, lambda: P.unit_times(ch, x, repeats=0))
+    whole = ch.module(0, ch.units).eval()  # the same modules, so what the warm-up learns applies
+    slow = _device_cpu(a.dilate, lambda: whole(x))
     t0 = time.perf_counter()
     times, sizes = P.unit_times(ch, x, repeats=a.repeats, around=slow)
     emit({"unit_s": times, "point_bytes": sizes, "seconds": time.perf_counter() - t0})
