@@ -40,7 +40,9 @@ from typing import Any
 
 MIN_SLEEP_NS = 2_000_000  # pay a debt once it is this large (see the module)
 MAX_CREDIT_NS = 10_000_000  # the host's delays the thread may make up for later (not more: no faster device)
-SPIN_NS = 60_000  # a context's end sleeps to within this of its target, then spins (sleeps overshoot ~30 us)
+SPIN_NS = (
+    150_000  # a context's end sleeps to within this of its target, then spins (sleeps overshoot 30-100 us)
+)
 PR_SET_TIMERSLACK, PR_GET_TIMERSLACK = 29, 30
 
 _LOCAL = threading.local()
@@ -73,8 +75,8 @@ def _hook_off() -> None:
 
 
 def _timer_slack(ns: int | None) -> int | None:
-    """Set this thread's timer slack (Linux; the default 50 us would be added to every sleep); returns
-    the old value, or None where prctl is not there."""
+    """Set this thread's timer slack (Linux; the default 50 us would be added to every sleep) for good;
+    returns the old value, or None where prctl is not there."""
     try:
         if not _LIBC:
             import ctypes
@@ -109,7 +111,6 @@ class Dilation:
         self.cpu = self.wall = 0
         self.work_ns = 0  # CPU time charged, over every context
         self.slept_ns = 0  # wall time spent paying, over every context
-        self._slack: int | None = None
 
     def learning(self) -> Dilation:
         """This object as a context that only learns (no sleep): a warm-up."""
@@ -118,13 +119,15 @@ class Dilation:
 
     def __enter__(self) -> Dilation:
         if self.depth == 0:
+            self.wall = time.perf_counter_ns()  # from here on, this context's own cost counts as paid
             if getattr(_LOCAL, "dilation", None) is not None:
                 raise RuntimeError("this thread is already inside a Dilation")
             _hook_on()
             _LOCAL.dilation = self
-            self._slack = None if self.learn else _timer_slack(1)
+            if not getattr(_LOCAL, "slack", False):  # once a thread: its sleeps end when asked
+                _LOCAL.slack = _timer_slack(1) is not None
             self.owed = 0.0
-            self.cpu, self.wall = time.thread_time_ns(), time.perf_counter_ns()
+            self.cpu = time.thread_time_ns()
         self.depth += 1
         return self
 
@@ -140,8 +143,6 @@ class Dilation:
                 self.fixed.update({k: sorted(v)[(len(v) - 1) // 2] for k, v in self.learned.items()})
             self.learn = False
             _hook_off()
-            if self._slack is not None:
-                _timer_slack(self._slack)
 
     def checkpoint(self, key: Any, final: bool = False) -> None:
         """Charge the work since the last checkpoint (ended by the module call ``key``, or by the
