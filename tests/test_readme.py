@@ -86,8 +86,8 @@ def readme_commands() -> list[str]:
 
 ALL_CASES: list[Case] = []
 SIZE_OPTIONS = {
-    "--frames", "--devices", "--sweep", "--steps", "--workers", "--queries-after",  # pktchar
-    "--cases", "--repeats", "--packets", "--runs", "--repeat", "--rates",  # benchmarks/
+    "--frames", "--devices", "--sweep", "--steps", "--workers", "--queries-after", "--units",  # pktchar
+    "--cases", "--repeats", "--packets", "--runs", "--repeat", "--rates", "--fractions",  # benchmarks/
     "count", "frames",  # fleet.toml
 }  # fmt: skip
 OUTPUT_OPTIONS = {"--out", "--pcap", "--report"}
@@ -892,6 +892,14 @@ UPLOAD_TABLE1 = Case(
 )
 
 
+DEVICE = Case("pktchar testbed device --cpu 0.25", ("--repeats 3", "--repeats 1"))
+DEVICE_CFS = Case(
+    "pktchar testbed device --cpu 0.1 --units 1ms,10ms,100ms,1s --limit cfs --format json",
+    ("1ms,10ms,100ms,1s", "1ms,10ms"),
+    ("--repeats 3", "--repeats 1"),
+)
+
+
 def mobilenet_v1_params() -> int:
     """MobileNet v1 1.0 (Howard et al., 2017, Table 1): a 3x3 conv, 13 depthwise-separable blocks
     (3x3 depthwise, 1x1 pointwise), each conv without bias and with BatchNorm (2 parameters a
@@ -937,6 +945,26 @@ def test_upload_table1_of_two_models(tmp_path: Path, nothing_left_behind: str) -
     _drop_pcaps(tmp_path)
 
 
+@covers(DEVICE)
+def test_testbed_device_table(tmp_path: Path) -> None:
+    out = ok(sh(DEVICE, tmp_path))  # time dilation: no root
+    assert "Emulated device: 0.25 of a core, by time dilation" in out
+    for unit, blocks_about in (("1 ms", 1), ("10 ms", 10), ("100 ms", 100), ("1 s", 1000)):
+        row = cells(out, unit)
+        assert 0.5 * blocks_about <= num(row[1]) <= 2 * blocks_about  # bottlenecks of about 1 ms
+        assert row[5] == "4.00"  # the target, 1 / 0.25
+        assert num(row[4]) == pytest.approx(num(row[3]) / num(row[2]), rel=0.02)  # emulated / free
+
+
+@pytest.mark.root
+@covers(DEVICE_CFS)
+def test_testbed_device_cfs_json(tmp_path: Path, nothing_left_behind: str) -> None:
+    d = json.loads(ok(sh(DEVICE_CFS, tmp_path)))
+    assert d["mechanism"] == "cfs" and "(cgroup, 1000 us per 10000 us)" in d["describe"]
+    assert [u["unit_s"] for u in d["units"]] == [0.001, 0.01]
+    assert all(u["target"] == pytest.approx(10.0) for u in d["units"])
+
+
 # ---------------------------------------------------------------------------------------------------
 # benchmarks
 
@@ -957,6 +985,14 @@ BENCH_PCAP = Case(
     ".venv/bin/python benchmarks/bench_pcap.py",
     ("--packets 1000000", "--packets 20000"),
     ("--runs 3", "--runs 1"),
+    ("--out reports/benchmarks.md", "--out {tmp}/benchmarks.md"),
+    cwd="repo",
+)
+BENCH_DEVICE = Case(
+    ".venv/bin/python benchmarks/bench_device.py",
+    ("--fractions 0.1,0.25,0.5", "--fractions 0.25"),
+    ("--units 1ms,10ms,100ms,1s", "--units 10ms"),
+    ("--repeats 5", "--repeats 1"),
     ("--out reports/benchmarks.md", "--out {tmp}/benchmarks.md"),
     cwd="repo",
 )
@@ -1034,6 +1070,17 @@ def test_bench_pcap(tmp_path: Path) -> None:
         f"The comparison it printed: {frames} of {frames} frames, {frames * segs:,} data packets (predicted "
         f"{frames * segs:,}), {frames * (per - segs):,} back, {n - frames * per} other, 0 retransmissions."
     ) in text
+
+
+@pytest.mark.root
+@pytest.mark.slow
+@covers(BENCH_DEVICE)
+def test_bench_device(tmp_path: Path, nothing_left_behind: str) -> None:
+    ok(sh(BENCH_DEVICE, tmp_path, timeout=600))
+    text = _section(tmp_path, "device")
+    row = cells(text, "0.25")
+    assert row[1:3] == ["4x", "10 ms"] and row[8] == "4 ms"  # dilation and CFS (quota 1 ms per 4 ms) both ran
+    assert text.count("cells within 10% of 1 / fraction") == 2
 
 
 @pytest.mark.root
