@@ -2,19 +2,20 @@
 
 Two mechanisms (``docs/architecture.md`` has the measurements that chose the default):
 
-* ``dilate`` (default): time dilation inside the device's own process (:mod:`.dilate`): the thread that
-  computes sleeps for its torch work's CPU time x (1/fraction - 1), checked at every module call, so a
-  piece of work of CPU time c takes c / fraction at every length from 1 ms to 1 s. No root, no cgroup.
+* ``dilate`` (default): time dilation inside the device's own process (:mod:`.dilate`): each torch module
+  call of the computing thread is charged what it cost in a warm-up, and the thread sleeps the charge x
+  (1/fraction - 1), in sleeps of at least 2 ms and exactly at the end of each unit of work, so work of CPU
+  time c takes c / fraction at every length from 1 ms to 1 s. No root, no cgroup.
 * ``cfs``: a CFS bandwidth quota on the whole process (:class:`.cgroup.CpuLimit`) with the shortest period
   the kernel allows at this fraction (quota 1 ms, period 1 ms / fraction). It limits every thread and the
   kernel's work for them too, but a unit shorter than the quota runs at full speed when it starts with
   quota left, and the period's refill overshoots (``pktchar testbed device`` measures both).
 
-:func:`measure` runs real work units (a ResNet bottleneck, repeated to the unit's length, timed free
-first) in a fresh process, each unit free and then under the mechanism, interleaved, each after an idle
-gap (a device's work after a wait: a CFS period's quota is full again), and gives per unit the free time
-(the unit's CPU time: what it costs a core of its own on this machine, whatever else runs here), the
-emulated time (wall), the slowdown and its error against 1 / fraction.
+:func:`measure` runs real work units (a ResNet bottleneck, repeated to the unit's length) in a fresh
+process, each unit free and then under the mechanism, interleaved, and gives per unit the free time (its
+CPU time run back to back: what it costs a core of its own on this machine, whatever else runs here), the
+emulated time (the wall time of one unit after an idle gap: a device's work after a wait, a CFS period's
+quota full again), the slowdown and its error against 1 / fraction.
 
 ``python -m pktchar.testbed.device SPEC`` is that process (SPEC: JSON).
 """
@@ -63,8 +64,8 @@ class DeviceCpu:
 
     def how(self) -> str:
         if self.mechanism == "dilate":
-            return (f"time dilation (the device thread's CPU time at each torch module call x {1 / self.fraction:.3g}, "
-                    "in sleeps)")  # fmt: skip
+            return (f"time dilation (each torch module call of the device's computing thread takes "
+                    f"{1 / self.fraction:.3g}x its warm CPU time, in sleeps)")  # fmt: skip
         return f"a CFS quota (cgroup, {self.quota_us} us per {self.period_us} us)"
 
     def describe(self, slowdown: float | None = None, at_s: float = CHECK_UNIT_S) -> str:
