@@ -264,6 +264,9 @@ class _Mechanism:
             with open(cg["home"], "w") as f:
                 f.write(str(os.getpid()))
 
+    def learning(self) -> Any:
+        return self.dilation.learning() if self.dilation is not None else contextlib.nullcontext()
+
     def charged(self) -> float:
         """Seconds of work the dilation has charged so far (0 for cfs)."""
         return self.dilation.work_ns / 1e9 if self.dilation is not None else 0.0
@@ -311,9 +314,6 @@ def _timed(run: Any, n: int, ctx: Any = None) -> tuple[float, float]:
 def worker(spec: dict[str, Any]) -> dict[str, Any]:
     run, block_s = _work()
     mech = _Mechanism(spec)
-    if mech.dilation is not None:
-        with mech.dilation.learning():  # the device's warm-up: what each module call costs here, warm
-            run(20)
     f, gap = spec["fraction"], spec["gap_s"]
     rows = []
     for unit in spec["units"]:
@@ -322,7 +322,8 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
                                    "free and emulated"}), flush=True)  # fmt: skip
         warm, cold, emu, charged, waits = [], [], [], [], []
         for _ in range(spec["repeats"]):
-            run(n)
+            with mech.learning():  # a warm-up, and dilation's: what each module call costs here now
+                run(max(n, 20))
             warm.append(_timed(run, n))  # back to back: warm
             time.sleep(gap)
             cold.append(_timed(run, n))  # after a wait, as the emulated unit: this host's cold start

@@ -113,8 +113,10 @@ class Dilation:
         self.slept_ns = 0  # wall time spent paying, over every context
 
     def learning(self) -> Dilation:
-        """This object as a context that only learns (no sleep): a warm-up."""
+        """This object as a context that only learns (no sleep): a warm-up. What each call it makes is
+        charged from then on is the median of its calls in the latest warm-up that made it."""
         self.learn = True
+        self.learned = {}
         return self
 
     def __enter__(self) -> Dilation:
