@@ -48,6 +48,21 @@ def _verdict(name: str, reps: list[D.DeviceReport]) -> str:
             f"{worst.error:+.1%} ({human_duration(worst.unit_s)} at {rep.device.fraction:g})")  # fmt: skip
 
 
+def _inside(rep: D.DeviceReport | None, unit: float) -> str:
+    r = rep.row(unit) if rep else None
+    w = r.windows if r else None
+    return f"{w['p5']:.2f}x / {w['median']:.2f}x / {w['p95']:.2f}x" if w else "—"
+
+
+def inside_table(results: dict[tuple[float, str], D.DeviceReport], unit: float) -> list[str]:
+    """Inside the longest units: each 10 ms of work's slowdown, as the 5th percentile, median and 95th."""
+    lines = ["| fraction | target | dilation | CFS quota |", "|---|---|---|---|"]
+    for f in sorted({f for f, _ in results}):
+        dil, cfs = results.get((f, "dilate")), results.get((f, "cfs"))
+        lines.append(f"| {f:g} | {1 / f:g}x | {_inside(dil, unit)} | {_inside(cfs, unit)} |")
+    return lines
+
+
 def section(results: dict[tuple[float, str], D.DeviceReport], units: list[float], repeats: int) -> str:
     fractions = sorted({f for f, _ in results})
     head = ("| fraction | target | unit | free ms | free after idle ms | dilation ms | dilation slowdown | "
@@ -80,6 +95,11 @@ def section(results: dict[tuple[float, str], D.DeviceReport], units: list[float]
         *lines,
         "",
         *(f"- {v}" for v in verdicts),
+        "",
+        f"Inside the {human_duration(max(units))} units: the slowdown of each 10 ms of work (its bottlenecks' "
+        "wall time against their free time), 5th percentile / median / 95th over every window of every repeat.",
+        "",
+        *inside_table(results, max(units)),
     ])  # fmt: skip
 
 

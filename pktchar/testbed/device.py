@@ -43,6 +43,7 @@ DEFAULT_UNITS = (0.001, 0.01, 0.1, 1.0)
 MIN_UNIT_S, MAX_UNIT_S = 0.001, 10.0
 CHECK_UNIT_S = 0.01  # the unit whose slowdown an upload states
 GAP_S = 0.05  # idle before each timed unit
+WINDOW_S = 0.01  # inside a unit, the slowdown of each 10 ms of work
 BLOCK = "ResNet bottleneck (256 channels at 28x28: 1x1, 3x3, 1x1 convolutions, batch norm, ReLU, one thread)"
 
 
@@ -133,6 +134,7 @@ class UnitRow:
     error: float  # slowdown / target - 1
     charged_s: float | None = None  # dilate: median work charged (what the unit's module calls cost warm)
     host_wait_s: float = 0.0  # median time the emulated unit waited for a core (this host's load)
+    windows: dict[str, Any] | None = None  # inside the units: each 10 ms of work's slowdown (p5, median, p95)
     free_runs: list[float] = field(default_factory=list)
     emulated_runs: list[float] = field(default_factory=list)
 
@@ -285,10 +287,12 @@ def _work() -> tuple[Any, float]:
     block = Bottleneck(256, 64).eval()
     x = torch.randn(1, 256, 28, 28)
 
-    def run(n: int) -> None:
+    def run(n: int, marks: list[int] | None = None) -> None:
         with torch.no_grad():
             for _ in range(n):
                 block(x)
+                if marks is not None:
+                    marks.append(time.perf_counter_ns())
 
     run(10)  # warm up
     return run, statistics.median(_timed(run, 1)[0] for _ in range(21))
@@ -320,7 +324,7 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
         n = max(1, round(unit / block_s))
         print(json.dumps({"phase": f"{human_duration(unit)} units ({n} x a bottleneck), {spec['repeats']} times "
                                    "free and emulated"}), flush=True)  # fmt: skip
-        warm, cold, emu, charged, waits = [], [], [], [], []
+        warm, cold, emu, charged, waits, marks = [], [], [], [], [], []
         for _ in range(spec["repeats"]):
             with mech.learning():  # a warm-up, and dilation's: what each module call costs here now
                 run(max(n, 20))
@@ -329,13 +333,28 @@ def worker(spec: dict[str, Any]) -> dict[str, Any]:
             cold.append(_timed(run, n))  # after a wait, as the emulated unit: this host's cold start
             with mech.limited():
                 time.sleep(gap)
-                before, waited = mech.charged(), _run_queue_s()
-                emu.append(_timed(run, n, mech.unit()))
+                before, waited, stamps = mech.charged(), _run_queue_s(), [time.perf_counter_ns()]
+                emu.append(_timed(lambda k, stamps=stamps: run(k, stamps), n, mech.unit()))
                 charged.append(mech.charged() - before)
                 waits.append(_run_queue_s() - waited)
-        rows.append(_row(unit, n, f, warm, cold, emu)
-                    | {"charged_s": statistics.median(charged) or None, "host_wait_s": statistics.median(waits)})  # fmt: skip
+                marks.append(stamps)
+        row = _row(unit, n, f, warm, cold, emu)
+        rows.append(row | {"charged_s": statistics.median(charged) or None, "host_wait_s": statistics.median(waits),
+                           "windows": _windows(marks, row["free_s"] / n)})  # fmt: skip
     return {"block_s": block_s, "rows": rows}
+
+
+def _windows(marks: list[list[int]], block_s: float) -> dict[str, Any] | None:
+    """Inside the emulated units: the slowdown of each :data:`WINDOW_S` of work (wall time of its
+    bottlenecks against their free time), as its 5th percentile, median and 95th; None below 5 windows."""
+    per = max(1, round(WINDOW_S / block_s))
+    got = sorted(
+        (m[i + per] - m[i]) / 1e9 / (per * block_s) for m in marks for i in range(0, len(m) - per, per)
+    )
+    if len(got) < 5:
+        return None
+    pick = [got[round(q * (len(got) - 1))] for q in (0.05, 0.5, 0.95)]
+    return {"window_s": per * block_s, "count": len(got), "p5": pick[0], "median": pick[1], "p95": pick[2]}
 
 
 def _row(unit: float, n: int, f: float, warm: list[tuple[float, float]], cold: list[tuple[float, float]],
