@@ -32,8 +32,10 @@ def testbed_device(
     ] = DeviceLimit.dilate,
     fmt: LiveFmtOpt = Fmt.table,
 ) -> None:
-    """Measure the emulated device: each work unit (a ResNet bottleneck repeated to the unit's length) free
-    and as the device, in a fresh process; the slowdown against 1 / cpu, per unit."""
+    """Measure the emulated device: each work unit's slowdown against 1 / cpu.
+
+    Each unit (a ResNet bottleneck repeated to the unit's length) runs free and as the device, in a fresh
+    process; free is its CPU time run back to back, emulated its wall time as one unit after an idle gap."""
     from ...present import views
     from ...testbed import device as D
 

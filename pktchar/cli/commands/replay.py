@@ -32,7 +32,9 @@ from ..options import (
     TableFmtOpt,
 )
 
-testbed_app = typer.Typer(help="Manage the namespace testbed.", no_args_is_help=True)
+testbed_app = typer.Typer(
+    help="Manage the namespace testbed; measure its emulated device.", no_args_is_help=True
+)
 
 
 @testbed_app.command("clean")
