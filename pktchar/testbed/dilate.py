@@ -17,7 +17,7 @@ two things shaped what is charged and when it is paid:
   bottleneck takes 1.2-1.8 ms of CPU after a 10-50 ms sleep. Charging the CPU time each call took would
   stretch that host effect by 1/fraction too (20-60% over the target). So a call is charged what it cost
   in a warm-up at full speed (:meth:`Dilation.learning`: the median of its warm-up calls, a call being
-  one module with one output shape); a call the warm-up did not make, the least it has taken; work after
+  one module with one output shape, less what the hook itself adds to a call, about 2 us); a call the warm-up did not make, the least it has taken; work after
   the last call of a context, what it took. The time a call takes beyond its charge counts as paid.
 * So does any other delay of the host (a wait for a core on a loaded machine, a sleep's overshoot), up
   to :data:`MAX_CREDIT_NS` ahead: the device's time is its own, not the host's load.
@@ -49,6 +49,7 @@ _LOCAL = threading.local()
 _LOCK = threading.Lock()
 _HOOK: dict[str, Any] = {"handle": None, "users": 0}
 _LIBC: list[Any] = []
+_OVERHEAD: list[int] = []  # ns the hook adds to each call it measures (a free run has no hook)
 
 
 def _checkpoint_hook(module: Any, args: Any, output: Any) -> None:
@@ -90,6 +91,27 @@ def _timer_slack(ns: int | None) -> int | None:
         return None
 
 
+def _hook_overhead_ns() -> int:
+    """What a learned call's CPU time holds of the hook itself (the slow path of a module call with a
+    global hook, and the hook's call up to its clock): an empty module timed with and without it, once."""
+    if not _OVERHEAD:
+        import torch
+
+        _OVERHEAD.append(0)  # the probe below learns with no correction
+        m, x, n = torch.nn.Identity(), torch.zeros(1), 1000
+        t = time.thread_time_ns()
+        for _ in range(n):
+            m(x)
+        plain = (time.thread_time_ns() - t) / n
+        probe = Dilation(1.0)
+        with probe.learning():
+            for _ in range(n):
+                m(x)
+        seen = sorted(v for vs in probe.learned.values() for v in vs)
+        _OVERHEAD[0] = max(0, round(seen[len(seen) // 2] - plain))
+    return _OVERHEAD[0]
+
+
 class Dilation:
     """``with Dilation(0.25):`` the torch work of this thread takes 4x its CPU time (see the module);
     ``with d.learning():`` runs at full speed and only learns what each module call costs."""
@@ -106,6 +128,7 @@ class Dilation:
         self.fixed: dict[Any, int] = {}
         self.least: dict[Any, int] = {}
         self.learn = False
+        self.overhead = 0  # ns of each learned call that was the hook's (see _hook_overhead_ns)
         self.depth = 0
         self.owed = 0.0  # ns of wall time the thread still owes (negative: ahead, the host delayed it)
         self.cpu = self.wall = 0
@@ -115,6 +138,7 @@ class Dilation:
     def learning(self) -> Dilation:
         """This object as a context that only learns (no sleep): a warm-up. What each call it makes is
         charged from then on is the median of its calls in the latest warm-up that made it."""
+        self.overhead = _hook_overhead_ns()
         self.learn = True
         self.learned = {}
         return self
@@ -142,7 +166,9 @@ class Dilation:
         finally:
             _LOCAL.dilation = None
             if self.learn:
-                self.fixed.update({k: sorted(v)[(len(v) - 1) // 2] for k, v in self.learned.items()})
+                self.fixed.update(
+                    {k: max(1, sorted(v)[(len(v) - 1) // 2] - self.overhead) for k, v in self.learned.items()}
+                )
             self.learn = False
             _hook_off()
 
