@@ -233,6 +233,8 @@ WORKER_ARGV = {
     ("pktchar/testbed/fleetrun.py", "FleetScenario.traffic"): "argv of the fleet's sender endpoints",
     ("pktchar/testbed/trainsync/scenario.py", "worker_cmd"): "argv of python -m pktchar.testbed.train_procs",
     ("pktchar/testbed/train_procs.py", "main"): "the training worker's own options",
+    ("pktchar/testbed/train_clock.py", "main"): "the loopback all-reduce clock's own options",
+    ("pktchar/testbed/trainsync/host.py", "loopback"): "argv of python -m pktchar.testbed.train_clock",
     ("pktchar/testbed/upload.py", "_device_times"): "argv of python -m pktchar.testbed.upload_procs profile",
     ("pktchar/testbed/upload.py", "UploadScenario.start"): "argv of the upload's edge process",
     ("pktchar/testbed/upload.py", "UploadScenario.traffic"): "argv of the upload's device process",
