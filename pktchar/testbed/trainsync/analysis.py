@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from ...core.errors import PktcharError
 from ..schema import Events, Measure, Result
+from .host import mean as _mean
 from .plan import PER_PACKET, Plan, TrainConfig
 
 
@@ -223,10 +224,6 @@ def _first_transmissions(pkts: list[Any]) -> tuple[int, int, int, int]:
                     merged.append((x, y))
             covered[key] = merged
     return payload, segments, retx, retx_n
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else 0.0
 
 
 def _imean(xs: list[int]) -> int:

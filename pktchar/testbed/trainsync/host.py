@@ -104,7 +104,8 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs) if xs else 0.0
 
 
-def _avg(xs: list[float]) -> float:
+def mean(xs: list[float]) -> float:
+    """The mean, 0.0 of none (train-sync's figures a step and a worker)."""
     return sum(xs) / len(xs) if xs else 0.0
 
 
@@ -126,7 +127,7 @@ def _plain(p: dict[int, dict[str, Any]], sizes: list[int]) -> dict[str, Any]:
     first = min(e["t_fwd"] - e["t0"] + e["ready"][0] for e in p.values())
     rows = [r for e in p.values() for r in e.get("collectives", [])]
     return {"ready": ready, "first": first, "bwd": max(e["t_bwd"] - e["t0"] for e in p.values()),
-            "fwd_bwd": _avg([e["t_bwd"] - e["t0"] for e in p.values()]),
+            "fwd_bwd": mean([e["t_bwd"] - e["t0"] for e in p.values()]),
             "alone": [_alone(rows, b) for b in sizes]}  # fmt: skip
 
 
@@ -151,7 +152,7 @@ def _bucket_cost(
     got = [p["alone"][i] for p in plains if p["alone"][i] is not None]
     if not got and calib is not None:
         got = [calib]
-    return _avg([g[0] for g in got]), _avg([g[1] for g in got])
+    return mean([g[0] for g in got]), mean([g[1] for g in got])
 
 
 def _predict(plains: list[dict[str, Any]], calib: list[tuple[float, float] | None], bcast: float, opt: float,
@@ -160,14 +161,14 @@ def _predict(plains: list[dict[str, Any]], calib: list[tuple[float, float] | Non
     alone between them (else the calibration before DDP)."""
     n = len(calib)
     buckets = [
-        Bucket(_avg([p["ready"][i] for p in plains]), *_bucket_cost(plains, calib[i], i)) for i in range(n)
+        Bucket(mean([p["ready"][i] for p in plains]), *_bucket_cost(plains, calib[i], i)) for i in range(n)
     ]
-    c = chain(buckets, _avg([p["bwd"] for p in plains]), bcast, cores)
+    c = chain(buckets, mean([p["bwd"] for p in plains]), bcast, cores)
     last = c["ends"][-1]
-    return {"step": c["end"] + opt, "span": last - _avg([p["first"] for p in plains]) - bcast,
+    return {"step": c["end"] + opt, "span": last - mean([p["first"] for p in plains]) - bcast,
             "exposed": max(0.0, last - c["backward_end"]), "delay": c["delay"], "cost": [b.cost for b in buckets],
             "cpu": [b.cpu for b in buckets], "ready": [b.ready for b in buckets], "starts": c["starts"],
-            "compute": _avg([p["fwd_bwd"] for p in plains])}  # fmt: skip
+            "compute": mean([p["fwd_bwd"] for p in plains])}  # fmt: skip
 
 
 def _calibration(ev: list[dict[str, Any]], sizes: list[int]) -> list[tuple[float, float] | None]:
@@ -266,22 +267,22 @@ def _summary(rows: list[dict[str, Any]], elem: int, n: int, rate: float) -> dict
     bucket's figures, errors as measured against predicted."""
     out: dict[str, Any] = {}
     for key in ("step", "span", "exposed"):
-        p, m = _avg([r["predicted"][key] for r in rows]), _avg([r["measured"][key] for r in rows])
+        p, m = mean([r["predicted"][key] for r in rows]), mean([r["measured"][key] for r in rows])
         out[f"{key}_predicted_s"], out[f"{key}_measured_s"] = p, m
         out[f"{key}_error"] = Measure(key, p, m).error
         p, m = _median([r["predicted"][key] for r in rows]), _median([r["measured"][key] for r in rows])
         out[f"{key}_predicted_median_s"], out[f"{key}_measured_median_s"] = p, m
         out[f"{key}_median_error"] = Measure(key, p, m).error
-    out["compute_concurrent_s"] = _avg([r["predicted"]["compute"] for r in rows])
-    out["backward_delay_s"] = _avg([r["predicted"]["delay"] for r in rows])
+    out["compute_concurrent_s"] = mean([r["predicted"]["compute"] for r in rows])
+    out["backward_delay_s"] = mean([r["predicted"]["delay"] for r in rows])
     sizes = rows[0]["measured"]["bytes"]
     out["buckets"] = [{"bytes": b, "wire_s": ring_wire_s(b, elem, n, rate),
-                       "alone_s": _avg([r["predicted"]["cost"][i] for r in rows]),
-                       "cpu_s": _avg([r["predicted"]["cpu"][i] for r in rows]),
-                       "measured_s": _avg([r["measured"]["cost"][i] for r in rows]),
-                       "ready_s": _avg([r["predicted"]["ready"][i] for r in rows]),
-                       "start_s": _avg([r["predicted"]["starts"][i] for r in rows]),
-                       "start_measured_s": _avg([r["measured"]["starts"][i] for r in rows])}
+                       "alone_s": mean([r["predicted"]["cost"][i] for r in rows]),
+                       "cpu_s": mean([r["predicted"]["cpu"][i] for r in rows]),
+                       "measured_s": mean([r["measured"]["cost"][i] for r in rows]),
+                       "ready_s": mean([r["predicted"]["ready"][i] for r in rows]),
+                       "start_s": mean([r["predicted"]["starts"][i] for r in rows]),
+                       "start_measured_s": mean([r["measured"]["starts"][i] for r in rows])}
                       for i, b in enumerate(sizes)]  # fmt: skip
     return out
 

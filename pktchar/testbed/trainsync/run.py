@@ -14,7 +14,7 @@ from ..capture import default_folder
 from ..netns import Link, require_root
 from ..runner import Progress, run
 from .analysis import StepRow, TrainReport, _loaded, analyse, predict_time
-from .host import calibration_sizes, loopback
+from .host import calibration_sizes, loopback, mean
 from .plan import Plan, TrainConfig, make_plan
 from .scenario import TrainScenario, worker_cmd
 
@@ -99,9 +99,6 @@ def train_local(cfg: TrainConfig, plan: Plan) -> TrainReport:
     if r.returncode != 0 and err is None:
         err = f"worker exited {r.returncode}: {(r.stderr.strip().splitlines() or [''])[-1]}"
     comp = next((e for e in ev if e.get("event") == "compute"), {"fwd_s": [], "bwd_s": [], "opt_s": []})
-
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs) if xs else 0.0
 
     compute = {k: mean(comp[f"{k}_s"]) for k in ("fwd", "bwd", "opt")}
     compute["total"] = sum(compute.values())
